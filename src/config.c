@@ -1,0 +1,527 @@
+#include "config.h"
+
+#include "exitcode.h"
+#include "log.h"
+
+#include <bson/bson.h>
+#include <ctype.h>
+#include <errno.h>
+#include <mongoc/mongoc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define DEFAULT_SOURCE_DIR "/migrations"
+#define DEFAULT_TERMINATION_PATH "/dev/termination-log"
+#define MAX_URL_FILE 65536
+
+bool parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!s || !isdigit((unsigned char)*s))
+		return false;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return false;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	if (v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool parse_go_int(const char *s, int64_t *out)
+{
+	bool neg = false;
+	uint64_t v;
+	if (!s)
+		return false;
+	if (*s == '+' || *s == '-')
+		neg = *s++ == '-';
+	if (!parse_uint(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v))
+		return false;
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return true;
+}
+
+bool parse_go_bool(const char *s, bool *out)
+{
+	static const char *yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+	static const char *no[] = {"0", "f", "F", "FALSE", "false", "False"};
+	for (size_t i = 0; i < 6; i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* At most ~292 years in ms; far above anything sane, far below overflow. */
+#define MAX_DURATION_MS ((int64_t)9000000000000000LL)
+
+bool parse_duration_ms(const char *s, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	if (!s || !*s)
+		return false;
+	double total = 0;
+	bool bare = true;
+	const char *p = s;
+	while (*p) {
+		if (!isdigit((unsigned char)*p) && *p != '.')
+			return false;
+		double whole = 0, frac = 0, scale = 1;
+		int digits = 0;
+		for (; isdigit((unsigned char)*p); p++, digits++)
+			whole = whole * 10 + (*p - '0');
+		if (*p == '.')
+			for (p++; isdigit((unsigned char)*p); p++, digits++)
+				frac += (*p - '0') * (scale /= 10);
+		if (digits == 0 || digits > 18)
+			return false;
+		double mult = 0;
+		if (*p == '\0' && p == s + strlen(s) && bare) {
+			mult = 1000; /* a plain number: seconds, as in the seed's script */
+		} else {
+			for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+				size_t len = strlen(units[i].unit);
+				if (strncmp(p, units[i].unit, len) == 0 && !isalpha((unsigned char)p[len])) {
+					mult = units[i].ms;
+					p += len;
+					break;
+				}
+			}
+			if (mult == 0)
+				return false;
+		}
+		bare = false;
+		total += (whole + frac) * mult;
+		if (total > (double)MAX_DURATION_MS)
+			return false;
+	}
+	*out = (int64_t)total;
+	return true;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes %XX and '+' as Go's url.QueryUnescape does; NULL on bad escapes. */
+static char *query_unescape(const char *s, size_t len)
+{
+	char *out = bson_malloc(len + 1), *o = out;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%') {
+			int hi, lo;
+			if (i + 2 >= len) {
+				bson_free(out);
+				return NULL;
+			}
+			hi = hexval((unsigned char)s[i + 1]);
+			lo = hexval((unsigned char)s[i + 2]);
+			if (hi < 0 || lo < 0) {
+				bson_free(out);
+				return NULL;
+			}
+			*o++ = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			*o++ = s[i] == '+' ? ' ' : s[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+int url_take_x_options(const char *url, char **out,
+		       int (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	const char *q = strchr(url, '?');
+	if (!q) {
+		*out = bson_strdup(url);
+		return 0;
+	}
+	bson_string_t *b = bson_string_new(NULL);
+	bson_string_append_printf(b, "%.*s", (int)(q - url), url);
+	bool first = true;
+	int rc = 0;
+	const char *p = q + 1;
+	while (*p && rc == 0) {
+		size_t len = strcspn(p, "&;");
+		const char *eq = memchr(p, '=', len);
+		size_t klen = eq ? (size_t)(eq - p) : len;
+		if (klen >= 2 && strncasecmp(p, "x-", 2) == 0) {
+			char *key = bson_strndup(p, klen);
+			for (char *k = key; *k; k++)
+				*k = (char)tolower((unsigned char)*k);
+			char *val = eq ? query_unescape(eq + 1, len - klen - 1) : bson_strdup("");
+			rc = val ? fn(arg, key, val) : fn(arg, key, NULL);
+			bson_free(key);
+			bson_free(val);
+		} else if (len > 0) {
+			bson_string_append_printf(b, "%c%.*s", first ? '?' : '&', (int)len, p);
+			first = false;
+		}
+		p += len;
+		if (*p)
+			p++;
+	}
+	if (rc) {
+		bson_string_free(b, true);
+		return rc;
+	}
+	*out = bson_string_free(b, false);
+	return 0;
+}
+
+void url_register_secrets(const char *url)
+{
+	const char *start = strstr(url, "://");
+	if (!start)
+		return;
+	start += 3;
+	/* The userinfo ends at the last '@' of the authority; passwords with an
+	 * unescaped '/' or '?' exist in the wild, so look up to the last '@'
+	 * anywhere rather than trusting the URL to be well formed. */
+	const char *at = strrchr(start, '@');
+	if (!at)
+		return;
+	log_add_secret_n(start, (size_t)(at - start));
+	const char *colon = memchr(start, ':', (size_t)(at - start));
+	if (colon && colon + 1 < at) {
+		size_t plen = (size_t)(at - colon - 1);
+		log_add_secret_n(colon + 1, plen);
+		char *dec = query_unescape(colon + 1, plen);
+		if (dec) {
+			log_add_secret(dec);
+			bson_free(dec);
+		}
+	}
+}
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+static int bad_value(const char *what, const char *value, const char *why)
+{
+	log_error("invalid configuration value", F_STR("variable", what), F_STR("value", value),
+		  F_STR("error", why));
+	return EXIT_USAGE;
+}
+
+static int load_duration(const char *name, int64_t *out, bool allow_zero)
+{
+	const char *v = env(name);
+	if (!v)
+		return 0;
+	if (!parse_duration_ms(v, out))
+		return bad_value(name, v, "expected seconds or a duration such as 500ms, 2s, 1m");
+	if (!allow_zero && *out == 0)
+		return bad_value(name, v, "must be greater than zero");
+	return 0;
+}
+
+static char *source_from_flags(const struct cli *cli, int *rc)
+{
+	*rc = 0;
+	if (cli->source) {
+		if (strncmp(cli->source, "file://", 7) != 0) {
+			*rc = bad_value("-source", cli->source,
+					"only file:// sources are supported (or use -path DIR)");
+			return NULL;
+		}
+		const char *p = cli->source + 7;
+		size_t len = strcspn(p, "?#");
+		if (len == 0) {
+			*rc = bad_value("-source", cli->source, "no directory in the file:// URL");
+			return NULL;
+		}
+		return bson_strndup(p, len);
+	}
+	if (cli->path)
+		return bson_strdup(cli->path);
+	const char *dir = env("MIGRATION_DIR");
+	return bson_strdup(dir ? dir : DEFAULT_SOURCE_DIR);
+}
+
+int config_load(struct config *c, const struct cli *cli)
+{
+	int rc;
+	memset(c, 0, sizeof *c);
+	c->max_retries = 30;
+	c->retry_interval_ms = 2000;
+	c->retry_max_interval_ms = 10000;
+	c->lock_timeout_ms = 15000;
+	c->lock_interval_ms = 10000;
+	c->migrations_collection = bson_strdup("schema_migrations");
+	c->lock_collection = bson_strdup("migrate_advisory_lock");
+	c->advisory_locking = true;
+
+	const char *v = env("TERMINATION_MESSAGE_PATH");
+	c->termination_path = bson_strdup(v ? v : DEFAULT_TERMINATION_PATH);
+
+	c->source_dir = source_from_flags(cli, &rc);
+	if (rc)
+		return rc;
+
+	if ((v = env("MAX_RETRIES"))) {
+		uint64_t n;
+		if (!parse_uint(v, 1000000, &n) || n == 0)
+			return bad_value("MAX_RETRIES", v, "expected a whole number of attempts, 1 to 1000000");
+		c->max_retries = (int64_t)n;
+	}
+	if ((rc = load_duration("RETRY_INTERVAL", &c->retry_interval_ms, false)) ||
+	    (rc = load_duration("RETRY_MAX_INTERVAL", &c->retry_max_interval_ms, false)) ||
+	    (rc = load_duration("WAIT_TIMEOUT", &c->wait_timeout_ms, true)))
+		return rc;
+	if (c->retry_max_interval_ms < c->retry_interval_ms)
+		c->retry_max_interval_ms = c->retry_interval_ms;
+
+	if ((rc = load_duration("LOCK_TIMEOUT", &c->lock_timeout_ms, true)))
+		return rc;
+	if (cli->lock_timeout) {
+		uint64_t n;
+		if (!parse_uint(cli->lock_timeout, UINT32_MAX, &n))
+			return bad_value("-lock-timeout", cli->lock_timeout,
+					 "expected a whole number of seconds");
+		c->lock_timeout_ms = (int64_t)n * 1000;
+	}
+	if (cli->prefetch) {
+		uint64_t n;
+		if (!parse_uint(cli->prefetch, UINT32_MAX, &n))
+			return bad_value("-prefetch", cli->prefetch, "expected a whole number");
+	}
+
+	if ((v = env("TARGET_VERSION"))) {
+		if (!parse_uint(v, UINT64_MAX, &c->target))
+			return bad_value("TARGET_VERSION", v, "expected a migration version (a whole number)");
+		c->has_target = true;
+	}
+
+	v = env("POD_NAME");
+	if (v) {
+		c->owner = bson_strdup(v);
+	} else {
+		char host[256] = "unknown";
+		gethostname(host, sizeof host - 1);
+		host[sizeof host - 1] = '\0';
+		c->owner = bson_strdup(host);
+	}
+	return 0;
+}
+
+static char *read_url_file(const char *path, int *rc)
+{
+	*rc = 0;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		*rc = bad_value("DATABASE_URL_FILE", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = bson_malloc(MAX_URL_FILE + 1);
+	size_t n = fread(buf, 1, MAX_URL_FILE + 1, f);
+	fclose(f);
+	if (n > MAX_URL_FILE) {
+		bson_free(buf);
+		*rc = bad_value("DATABASE_URL_FILE", path, "file is larger than 64 KiB");
+		return NULL;
+	}
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+			 buf[n - 1] == '\t'))
+		buf[--n] = '\0';
+	/* Register before any check can log it. */
+	url_register_secrets(buf);
+	if (n == 0 || strlen(buf) != n) {
+		bson_free(buf);
+		*rc = bad_value("DATABASE_URL_FILE", path, "file is empty or holds a NUL byte");
+		return NULL;
+	}
+	return buf;
+}
+
+static int bad_option(const char *key, const char *value, const char *why)
+{
+	log_error("invalid database URL option", F_STR("option", key), F_STR("value", value),
+		  F_STR("error", why));
+	return EXIT_USAGE;
+}
+
+struct xopts {
+	struct config *c;
+	const char *interval, *interval_typo;
+	int64_t lock_timeout_s;
+	char *interval_buf, *typo_buf;
+};
+
+static int take_x_option(void *arg, const char *key, const char *value)
+{
+	struct xopts *x = arg;
+	struct config *c = x->c;
+	int64_t n;
+	if (!value)
+		return bad_option(key, "", "bad percent-encoding");
+	if (strcmp(key, "x-migrations-collection") == 0) {
+		if (*value) {
+			bson_free(c->migrations_collection);
+			c->migrations_collection = bson_strdup(value);
+		}
+	} else if (strcmp(key, "x-advisory-lock-collection") == 0) {
+		if (*value) {
+			bson_free(c->lock_collection);
+			c->lock_collection = bson_strdup(value);
+		}
+	} else if (strcmp(key, "x-transaction-mode") == 0) {
+		if (*value && !parse_go_bool(value, &c->transaction_mode))
+			return bad_option(key, value, "expected a boolean (true or false)");
+	} else if (strcmp(key, "x-advisory-locking") == 0) {
+		if (*value && !parse_go_bool(value, &c->advisory_locking))
+			return bad_option(key, value, "expected a boolean (true or false)");
+	} else if (strcmp(key, "x-advisory-lock-timeout") == 0) {
+		if (*value && !parse_go_int(value, &n))
+			return bad_option(key, value, "expected a whole number of seconds");
+		if (*value)
+			x->lock_timeout_s = n;
+	} else if (strcmp(key, "x-advisory-lock-timeout-interval") == 0) {
+		bson_free(x->interval_buf);
+		x->interval = x->interval_buf = bson_strdup(value);
+	} else if (strcmp(key, "x-advisory-lock-timout-interval") == 0) {
+		bson_free(x->typo_buf);
+		x->interval_typo = x->typo_buf = bson_strdup(value);
+	} else {
+		log_warn("ignoring unknown x- option in the database URL", F_STR("option", key));
+	}
+	return 0;
+}
+
+static int apply_lock_options(struct xopts *x)
+{
+	struct config *c = x->c;
+	const char *iv = x->interval && *x->interval ? x->interval : NULL;
+	const char *typo = x->interval_typo && *x->interval_typo ? x->interval_typo : NULL;
+	if (iv && typo)
+		return bad_option("x-advisory-lock-timeout-interval", iv,
+				  "both x-advisory-lock-timeout-interval and "
+				  "x-advisory-lock-timout-interval were specified");
+	if (!iv)
+		iv = typo;
+	if (iv) {
+		int64_t n;
+		if (!parse_go_int(iv, &n))
+			return bad_option("x-advisory-lock-timeout-interval", iv,
+					  "expected a whole number of seconds");
+		if (n > 0)
+			c->lock_interval_ms = n * 1000;
+	}
+	/* golang-migrate bounds the lock wait twice: the CLI's -lock-timeout and
+	 * the driver's x-advisory-lock-timeout (<= 0 means the default 15 s);
+	 * the shorter one wins, so do the same. */
+	if (x->lock_timeout_s > 0 && x->lock_timeout_s * 1000 < c->lock_timeout_ms)
+		c->lock_timeout_ms = x->lock_timeout_s * 1000;
+	return 0;
+}
+
+int config_load_database(struct config *c, const struct cli *cli)
+{
+	int rc = 0;
+	const char *v = cli->database;
+	const char *file = env("DATABASE_URL_FILE");
+	if (!v) {
+		const char *direct = env("DATABASE_URL");
+		if (direct)
+			url_register_secrets(direct);
+		if (direct && file) {
+			log_error("DATABASE_URL and DATABASE_URL_FILE are both set; set only one",
+				  F_STR("variable", "DATABASE_URL_FILE"));
+			return EXIT_USAGE;
+		}
+		if (file) {
+			c->url = read_url_file(file, &rc);
+			if (rc)
+				return rc;
+		} else if (direct) {
+			c->url = bson_strdup(direct);
+		} else {
+			log_error("no database URL: pass -database URL, or set DATABASE_URL or "
+				  "DATABASE_URL_FILE");
+			return EXIT_USAGE;
+		}
+	} else {
+		c->url = bson_strdup(v);
+	}
+	url_register_secrets(c->url);
+
+	if (strncmp(c->url, "mongodb://", 10) != 0 && strncmp(c->url, "mongodb+srv://", 14) != 0) {
+		const char *colon = strstr(c->url, "://");
+		char *scheme = colon ? bson_strndup(c->url, (size_t)(colon - c->url)) : NULL;
+		log_error("unsupported database URL scheme: expected mongodb:// or mongodb+srv://",
+			  F_STR("scheme", scheme ? scheme : "(none)"));
+		bson_free(scheme);
+		return EXIT_USAGE;
+	}
+
+	struct xopts x = {.c = c, .lock_timeout_s = 15};
+	rc = url_take_x_options(c->url, &c->mongo_uri, take_x_option, &x);
+	if (rc == 0)
+		rc = apply_lock_options(&x);
+	bson_free(x.interval_buf);
+	bson_free(x.typo_buf);
+	if (rc)
+		return rc;
+
+	bson_error_t err;
+	mongoc_uri_t *uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
+	if (!uri) {
+		log_error("invalid database URL", F_STR("error", err.message));
+		return EXIT_USAGE;
+	}
+	const char *db = mongoc_uri_get_database(uri);
+	if (!db || !*db) {
+		mongoc_uri_destroy(uri);
+		log_error("no database name in the database URL: add it as the path, "
+			  "as in mongodb://host:27017/mydb");
+		return EXIT_USAGE;
+	}
+	/* libmongoc may have decoded the password differently from us. */
+	log_add_secret(mongoc_uri_get_password(uri));
+	c->db_name = bson_strdup(db);
+	mongoc_uri_destroy(uri);
+	return 0;
+}
+
+void config_free(struct config *c)
+{
+	bson_free(c->source_dir);
+	bson_free(c->url);
+	bson_free(c->mongo_uri);
+	bson_free(c->db_name);
+	bson_free(c->migrations_collection);
+	bson_free(c->lock_collection);
+	bson_free(c->termination_path);
+	bson_free(c->owner);
+	memset(c, 0, sizeof *c);
+}

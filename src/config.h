@@ -1,0 +1,67 @@
+/*
+ * Configuration from the command line and the environment (flags win),
+ * validated in one place: every bad value is a usage error that names the
+ * variable or flag and the value (secrets redacted), before any I/O.
+ */
+#ifndef MI_CONFIG_H
+#define MI_CONFIG_H
+
+#include "cli.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct config {
+	char *source_dir;
+
+	/* Database; only filled by config_load_database(). */
+	char *url;       /* as given: a secret */
+	char *mongo_uri; /* with golang-migrate's x- options removed */
+	char *db_name;
+	char *migrations_collection;
+	char *lock_collection;
+	bool transaction_mode;
+	bool advisory_locking;
+	int64_t lock_timeout_ms;  /* min of -lock-timeout and x-advisory-lock-timeout */
+	int64_t lock_interval_ms; /* cap of the lock backoff */
+
+	/* Waiting for the database. */
+	int64_t max_retries;
+	int64_t retry_interval_ms;
+	int64_t retry_max_interval_ms;
+	int64_t wait_timeout_ms; /* 0: no overall deadline */
+
+	bool has_target; /* TARGET_VERSION, entrypoint mode */
+	uint64_t target;
+
+	char *termination_path;
+	char *owner; /* POD_NAME, else the hostname */
+};
+
+/* Logging and everything but the database. 0 or EXIT_USAGE. */
+int config_load(struct config *c, const struct cli *cli);
+
+/* The database URL and its options. 0 or EXIT_USAGE. */
+int config_load_database(struct config *c, const struct cli *cli);
+
+void config_free(struct config *c);
+
+/* Parsers, exposed for the unit tests and the fuzzers. All return false on
+ * anything but a complete, in-range value. */
+bool parse_uint(const char *s, uint64_t max, uint64_t *out);
+bool parse_duration_ms(const char *s, int64_t *out); /* "2" is 2s; "500ms", "1m30s" */
+bool parse_go_bool(const char *s, bool *out);        /* Go's strconv.ParseBool */
+bool parse_go_int(const char *s, int64_t *out);      /* Go's strconv.Atoi */
+
+/*
+ * Removes every x- option from url's query. Each removed option is passed
+ * to fn with its percent-decoded value; a non-zero return stops and is
+ * returned. *out is a new string.
+ */
+int url_take_x_options(const char *url, char **out,
+		       int (*fn)(void *arg, const char *key, const char *value), void *arg);
+
+/* Registers the userinfo and password of url as secrets for the logger. */
+void url_register_secrets(const char *url);
+
+#endif

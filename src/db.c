@@ -1,0 +1,240 @@
+#include "db.h"
+
+#include "exitcode.h"
+#include "log.h"
+
+#include <string.h>
+
+int db_open(struct db *d, const struct config *c)
+{
+	memset(d, 0, sizeof *d);
+	d->cfg = c;
+	bson_error_t err;
+	mongoc_uri_t *uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
+	if (!uri) {
+		log_error("invalid database URL", F_STR("error", err.message));
+		return EXIT_USAGE;
+	}
+	if (!mongoc_uri_get_appname(uri))
+		mongoc_uri_set_appname(uri, "migrate-init");
+	d->client = mongoc_client_new_from_uri_with_error(uri, &err);
+	mongoc_uri_destroy(uri);
+	if (!d->client) {
+		log_error("cannot create database client", F_STR("error", err.message));
+		return EXIT_USAGE;
+	}
+	mongoc_client_set_error_api(d->client, MONGOC_ERROR_API_VERSION_2);
+	d->db = mongoc_client_get_database(d->client, c->db_name);
+	d->state = mongoc_database_get_collection(d->db, c->migrations_collection);
+	return 0;
+}
+
+void db_close(struct db *d)
+{
+	if (d->state)
+		mongoc_collection_destroy(d->state);
+	if (d->db)
+		mongoc_database_destroy(d->db);
+	if (d->client)
+		mongoc_client_destroy(d->client);
+	memset(d, 0, sizeof *d);
+}
+
+bool db_ping(struct db *d, bson_error_t *err)
+{
+	bson_t cmd = BSON_INITIALIZER;
+	BSON_APPEND_INT32(&cmd, "ping", 1);
+	bool ok = mongoc_client_command_simple(d->client, "admin", &cmd, NULL, NULL, err);
+	bson_destroy(&cmd);
+	return ok;
+}
+
+static bool has_substr(const char *s, const char *const *needles)
+{
+	for (; *needles; needles++)
+		if (strstr(s, *needles))
+			return true;
+	return false;
+}
+
+static const char *const auth_words[] = {"Authentication failed", "auth failed",
+					 "TLS handshake failed", "certificate verify failed",
+					 "certificate", "SSL", "Unable to authenticate", NULL};
+
+int db_error_exit(const bson_error_t *err)
+{
+	if (err->domain == MONGOC_ERROR_CLIENT && err->code == MONGOC_ERROR_CLIENT_AUTHENTICATE)
+		return EXIT_AUTH;
+	if (err->domain == MONGOC_ERROR_SERVER)
+		/* AuthenticationFailed, Unauthorized */
+		return err->code == 18 || err->code == 13 ? EXIT_AUTH : EXIT_INTERNAL;
+	if (has_substr(err->message, auth_words))
+		return EXIT_AUTH;
+	if (err->domain == MONGOC_ERROR_STREAM || err->domain == MONGOC_ERROR_SERVER_SELECTION)
+		return EXIT_UNREACHABLE;
+	return EXIT_INTERNAL;
+}
+
+bool db_error_transient(const bson_error_t *err)
+{
+	if (db_error_exit(err) == EXIT_UNREACHABLE)
+		return true;
+	/* Elections and shutdowns: NotWritablePrimary, NotPrimaryNoSecondaryOk,
+	 * InterruptedAtShutdown, PrimarySteppedDown, ShutdownInProgress,
+	 * HostUnreachable, HostNotFound, NetworkTimeout, SocketException. */
+	static const uint32_t codes[] = {10107, 13435, 13436, 11600, 11602, 189, 91,
+					 6,     7,     89,    9001,  262};
+	if (err->domain == MONGOC_ERROR_SERVER)
+		for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+			if (err->code == codes[i])
+				return true;
+	return false;
+}
+
+static int state_error(const char *msg, const bson_error_t *err)
+{
+	log_error(msg, F_STR("collection", "schema_migrations"), F_STR("error", err->message),
+		  F_INT("code", err->code));
+	int code = db_error_exit(err);
+	return code;
+}
+
+int db_get_version(struct db *d, int64_t *version, bool *dirty)
+{
+	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+	BSON_APPEND_INT64(&opts, "limit", 1);
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(d->state, &filter, &opts, NULL);
+	const bson_t *doc;
+	bson_error_t err;
+	int rc = 0;
+	*version = VERSION_NIL;
+	*dirty = false;
+	if (mongoc_cursor_next(cur, &doc)) {
+		bson_iter_t it;
+		if (bson_iter_init_find(&it, doc, "version") &&
+		    (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
+		     BSON_ITER_HOLDS_DOUBLE(&it))) {
+			*version = bson_iter_as_int64(&it);
+		} else {
+			log_error("the migrations collection holds a document without a numeric "
+				  "version",
+				  F_STR("collection", d->cfg->migrations_collection));
+			rc = EXIT_INTERNAL;
+		}
+		if (bson_iter_init_find(&it, doc, "dirty"))
+			*dirty = bson_iter_as_bool(&it);
+		if (*version < VERSION_NIL) {
+			log_error("the migrations collection holds a version below -1",
+				  F_INT("version", *version));
+			rc = EXIT_INTERNAL;
+		}
+	} else if (mongoc_cursor_error(cur, &err)) {
+		rc = state_error("cannot read the migration version", &err);
+	}
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&filter);
+	bson_destroy(&opts);
+	return rc;
+}
+
+int db_set_version(struct db *d, int64_t version, bool dirty)
+{
+	bson_t filter = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+	/* golang-migrate stores a Go int: int32 when it fits. */
+	if (version >= INT32_MIN && version <= INT32_MAX)
+		BSON_APPEND_INT32(&doc, "version", (int32_t)version);
+	else
+		BSON_APPEND_INT64(&doc, "version", version);
+	BSON_APPEND_BOOL(&doc, "dirty", dirty);
+	BSON_APPEND_BOOL(&opts, "upsert", true);
+	bson_error_t err;
+	bool ok = mongoc_collection_replace_one(d->state, &filter, &doc, &opts, NULL, &err);
+	bson_destroy(&filter);
+	bson_destroy(&doc);
+	bson_destroy(&opts);
+	if (!ok)
+		return state_error("cannot write the migration version", &err);
+	return 0;
+}
+
+/* Copies the first write error or the write concern error into err. */
+static bool reply_failed(const bson_t *reply, bson_error_t *err)
+{
+	bson_iter_t it, sub;
+	const char *which = NULL;
+	if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+	    bson_iter_recurse(&it, &sub) && bson_iter_next(&sub) && BSON_ITER_HOLDS_DOCUMENT(&sub))
+		which = "write error";
+	else if (bson_iter_init_find(&it, reply, "writeConcernError") &&
+		 BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub))
+		which = "write concern error";
+	else
+		return false;
+	if (BSON_ITER_HOLDS_DOCUMENT(&sub))
+		bson_iter_recurse(&sub, &sub);
+	uint32_t code = 0;
+	const char *msg = "(no message)";
+	while (bson_iter_next(&sub)) {
+		if (strcmp(bson_iter_key(&sub), "code") == 0)
+			code = (uint32_t)bson_iter_as_int64(&sub);
+		else if (strcmp(bson_iter_key(&sub), "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&sub))
+			msg = bson_iter_utf8(&sub, NULL);
+	}
+	bson_set_error(err, MONGOC_ERROR_SERVER, code, "%s: %s", which, msg);
+	return true;
+}
+
+bool db_run_command(struct db *d, const bson_t *cmd, mongoc_client_session_t *session,
+		    bson_error_t *err)
+{
+	bson_t opts = BSON_INITIALIZER, reply;
+	if (session && !mongoc_client_session_append(session, &opts, err)) {
+		bson_destroy(&opts);
+		return false;
+	}
+	bool ok = mongoc_database_command_with_opts(d->db, cmd, NULL, &opts, &reply, err);
+	if (ok && reply_failed(&reply, err))
+		ok = false;
+	bson_destroy(&reply);
+	bson_destroy(&opts);
+	return ok;
+}
+
+int db_check_transactions(struct db *d)
+{
+	bson_error_t err;
+	mongoc_client_session_t *s = mongoc_client_start_session(d->client, NULL, &err);
+	bool ok = s != NULL;
+	if (ok)
+		ok = mongoc_client_session_start_transaction(s, NULL, &err);
+	if (ok) {
+		bson_t cmd = BSON_INITIALIZER;
+		BSON_APPEND_UTF8(&cmd, "find", d->cfg->migrations_collection);
+		BSON_APPEND_INT32(&cmd, "limit", 1);
+		ok = db_run_command(d, &cmd, s, &err);
+		bson_destroy(&cmd);
+		bson_error_t ignored;
+		mongoc_client_session_abort_transaction(s, &ignored);
+	}
+	if (s)
+		mongoc_client_session_destroy(s);
+	if (!ok) {
+		log_error("x-transaction-mode=true but the server cannot run transactions; nothing "
+			  "was applied",
+			  F_STR("error", err.message), F_INT("code", err.code));
+		int code = db_error_exit(&err);
+		return code == EXIT_INTERNAL ? EXIT_USAGE : code;
+	}
+	return 0;
+}
+
+int db_drop(struct db *d)
+{
+	bson_error_t err;
+	if (!mongoc_database_drop_with_opts(d->db, NULL, &err)) {
+		log_error("cannot drop the database", F_STR("database", d->cfg->db_name),
+			  F_STR("error", err.message), F_INT("code", err.code));
+		return db_error_exit(&err);
+	}
+	return 0;
+}

@@ -1,0 +1,59 @@
+#include "exitcode.h"
+
+#include <stdio.h>
+
+struct exit_row {
+	int code;
+	const char *meaning;
+	const char *retry;
+};
+
+static const struct exit_row table[] = {
+	{EXIT_OK, "success, or nothing to do", "-"},
+	{EXIT_INTERNAL, "unexpected internal error", "maybe"},
+	{EXIT_USAGE, "usage or configuration error (flags, environment, URL)", "no"},
+	{EXIT_SOURCE, "invalid migration source (names, duplicates, unparseable body)", "no"},
+	{EXIT_UNREACHABLE, "database unreachable: retries or deadline exhausted", "yes"},
+	{EXIT_AUTH, "authentication or TLS failure", "no"},
+	{EXIT_LOCK_TIMEOUT, "lock not acquired in time", "yes"},
+	{EXIT_MIGRATION, "a migration failed; the database is now dirty", "no"},
+	{EXIT_DIRTY, "the database was already dirty; nothing was run", "no"},
+	{EXIT_LOCK_LOST, "the lock was lost during the run; stopped safely", "yes"},
+	{EXIT_PENDING, "pending work (plan) or target not reached in time (wait)", "-"},
+	{EXIT_DEPENDENCY, "a dependency or policy of the migration registry is not met", "maybe"},
+};
+
+static const struct exit_row *find(int code)
+{
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+		if (table[i].code == code)
+			return &table[i];
+	return NULL;
+}
+
+const char *exit_meaning(int code)
+{
+	const struct exit_row *r = find(code);
+	if (r)
+		return r->meaning;
+	if (code > EXIT_SIGNAL_BASE)
+		return "stopped by a signal";
+	return "unknown";
+}
+
+const char *exit_retry(int code)
+{
+	const struct exit_row *r = find(code);
+	if (r)
+		return r->retry;
+	return code > EXIT_SIGNAL_BASE ? "yes" : "maybe";
+}
+
+void exit_print_table(void *stream)
+{
+	FILE *f = stream;
+	fprintf(f, "Exit codes:\n  code  retry  meaning\n");
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+		fprintf(f, "  %-4d  %-5s  %s\n", table[i].code, table[i].retry, table[i].meaning);
+	fprintf(f, "  %-4s  %-5s  %s\n", "128+n", "yes", "stopped by signal n");
+}

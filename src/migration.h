@@ -1,0 +1,25 @@
+/*
+ * Migration bodies to BSON: a JSON array of MongoDB command documents in
+ * Extended JSON (canonical or relaxed), as golang-migrate reads them.
+ * The result is an array document ("0", "1", ...) of non-empty documents.
+ */
+#ifndef MI_MIGRATION_H
+#define MI_MIGRATION_H
+
+#include <bson/bson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest body we read; a command document is at most 16 MiB anyway. */
+#define MIGRATION_MAX_BYTES (64u * 1024 * 1024)
+
+/* Parses by extension. NULL on error, with the reason in err. */
+bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err,
+			size_t errlen);
+
+bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t errlen);
+
+/* Checks that body is an array document of non-empty documents. */
+int migration_check_commands(const bson_t *body, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,451 @@
+#include "runner.h"
+
+#include "db.h"
+#include "exitcode.h"
+#include "lock.h"
+#include "log.h"
+#include "stop.h"
+#include "wait.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct run {
+	const struct cli *cli;
+	struct config *c;
+	struct source src;
+	struct db d;
+	struct lock l;
+	int64_t from, to;
+	size_t applied;
+	int64_t started;
+};
+
+static int missing_version(int64_t v, const char *why, int code)
+{
+	log_error("no migration found for version", F_INT("version", v), F_STR("error", why));
+	return code;
+}
+
+static void add_step(struct plan *p, const struct source *src, size_t i, int64_t target,
+		     enum direction dir)
+{
+	p->steps = bson_realloc(p->steps, (p->n + 1) * sizeof *p->steps);
+	p->steps[p->n++] = (struct step){src->m[i].version, target, dir, &src->m[i]};
+}
+
+/* The index of cur in the source, or -1 for "no version". */
+static int find_current(const struct source *src, int64_t cur, long *idx)
+{
+	*idx = -1;
+	if (cur < 0)
+		return 0;
+	*idx = source_find(src, (uint64_t)cur);
+	if (*idx < 0)
+		return missing_version(cur, "the database is at a version the migration source "
+					    "does not have",
+				       EXIT_SOURCE);
+	return 0;
+}
+
+int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64_t arg,
+		struct plan *p)
+{
+	memset(p, 0, sizeof *p);
+	long idx;
+	int rc = find_current(src, cur, &idx);
+	if (rc)
+		return rc;
+	if (kind == RUN_UP) {
+		if (arg == 0)
+			return 0;
+		size_t start = (size_t)(idx + 1), avail = src->n - start;
+		if (avail == 0 && arg > 0) {
+			log_error("file does not exist: no migration to apply after the current "
+				  "version",
+				  F_INT("version", cur));
+			return EXIT_USAGE;
+		}
+		size_t count = arg < 0 || (uint64_t)arg > avail ? avail : (size_t)arg;
+		for (size_t i = start; i < start + count; i++)
+			add_step(p, src, i, (int64_t)src->m[i].version, DIR_UP);
+		if (arg > 0 && (uint64_t)arg > avail)
+			p->short_by = (uint64_t)arg - avail;
+		return 0;
+	}
+	if (kind == RUN_DOWN) {
+		if (arg == 0 || (idx < 0 && arg < 0))
+			return 0;
+		if (idx < 0) {
+			log_error("file does not exist: no migration to undo, the database has no "
+				  "version");
+			return EXIT_USAGE;
+		}
+		size_t avail = (size_t)idx + 1;
+		size_t count = arg < 0 || (uint64_t)arg > avail ? avail : (size_t)arg;
+		for (size_t k = 0; k < count; k++) {
+			size_t i = (size_t)idx - k;
+			add_step(p, src, i, i > 0 ? (int64_t)src->m[i - 1].version : VERSION_NIL,
+				 DIR_DOWN);
+		}
+		if (arg > 0 && (uint64_t)arg > avail)
+			p->short_by = (uint64_t)arg - avail;
+		return 0;
+	}
+	long t = source_find(src, (uint64_t)arg);
+	if (t < 0)
+		return missing_version(arg, "goto: the migration source has no such version",
+				       EXIT_USAGE);
+	if (t > idx) {
+		for (long i = idx + 1; i <= t; i++)
+			add_step(p, src, (size_t)i, (int64_t)src->m[i].version, DIR_UP);
+	} else {
+		for (long i = idx; i > t; i--)
+			add_step(p, src, (size_t)i, (int64_t)src->m[i - 1].version, DIR_DOWN);
+	}
+	return 0;
+}
+
+void plan_free(struct plan *p)
+{
+	bson_free(p->steps);
+	memset(p, 0, sizeof *p);
+}
+
+static const char *dir_name(enum direction d)
+{
+	return d == DIR_UP ? "up" : "down";
+}
+
+/* The command's name and, when it names one, its collection. */
+static void describe_command(const bson_t *cmd, const char **name, const char **coll)
+{
+	bson_iter_t it;
+	*name = "(empty)";
+	*coll = "";
+	if (bson_iter_init(&it, cmd) && bson_iter_next(&it)) {
+		*name = bson_iter_key(&it);
+		if (BSON_ITER_HOLDS_UTF8(&it))
+			*coll = bson_iter_utf8(&it, NULL);
+	}
+}
+
+static int command_failed(const struct step *s, uint32_t index, const bson_t *cmd,
+			  const bson_error_t *err)
+{
+	const char *name, *coll;
+	describe_command(cmd, &name, &coll);
+	log_error("migration failed", F_INT("version", s->version), F_STR("name", s->m->name),
+		  F_STR("direction", dir_name(s->dir)), F_STR("file", s->m->file[s->dir]->path),
+		  F_INT("command_index", index), F_STR("command", name), F_STR("collection", coll),
+		  F_INT("code", err->code), F_STR("error", err->message));
+	return EXIT_MIGRATION;
+}
+
+static int run_body(struct run *r, const struct step *s)
+{
+	const struct mfile *f = s->m->file[s->dir];
+	if (!f)
+		return 0;
+	bson_error_t err;
+	mongoc_client_session_t *sess = NULL;
+	if (r->c->transaction_mode) {
+		sess = mongoc_client_start_session(r->d.client, NULL, &err);
+		if (!sess || !mongoc_client_session_start_transaction(sess, NULL, &err)) {
+			if (sess)
+				mongoc_client_session_destroy(sess);
+			log_error("cannot start a transaction", F_STR("error", err.message));
+			return EXIT_MIGRATION;
+		}
+	}
+	bson_iter_t it;
+	uint32_t index = 0;
+	int rc = 0;
+	bson_iter_init(&it, f->body);
+	while (rc == 0 && bson_iter_next(&it)) {
+		uint32_t len;
+		const uint8_t *data;
+		bson_t cmd;
+		bson_iter_document(&it, &len, &data);
+		bson_init_static(&cmd, data, len);
+		if (!db_run_command(&r->d, &cmd, sess, &err))
+			rc = command_failed(s, index, &cmd, &err);
+		index++;
+	}
+	if (sess) {
+		if (rc == 0 && !mongoc_client_session_commit_transaction(sess, NULL, &err)) {
+			log_error("cannot commit the migration's transaction",
+				  F_INT("version", s->version), F_STR("error", err.message));
+			rc = EXIT_MIGRATION;
+		}
+		if (rc)
+			mongoc_client_session_abort_transaction(sess, &err);
+		mongoc_client_session_destroy(sess);
+	}
+	return rc;
+}
+
+static int run_step(struct run *r, const struct step *s)
+{
+	int64_t t0 = now_ms();
+	int rc = db_set_version(&r->d, s->target, true);
+	if (rc)
+		return rc;
+	r->to = s->target;
+	rc = run_body(r, s);
+	if (rc)
+		return rc;
+	rc = db_set_version(&r->d, s->target, false);
+	if (rc)
+		return rc;
+	r->applied++;
+	log_info("migration applied", F_INT("version", s->version), F_STR("name", s->m->name),
+		 F_STR("direction", dir_name(s->dir)), F_INT("duration_ms", now_ms() - t0),
+		 F_INT("commands", s->m->file[s->dir] ? s->m->file[s->dir]->ncmds : 0));
+	return 0;
+}
+
+static int run_plan(struct run *r, const struct plan *p)
+{
+	if (p->n == 0) {
+		log_info("no change", F_INT("version", r->from));
+		return 0;
+	}
+	if (r->c->transaction_mode) {
+		int rc = db_check_transactions(&r->d);
+		if (rc)
+			return rc;
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		if (stop_requested()) {
+			log_warn("stopping before the next migration: signal received",
+				 F_INT("signal", stop_requested()),
+				 F_INT("next_version", p->steps[i].version));
+			return EXIT_SIGNAL_BASE + stop_requested();
+		}
+		int rc = run_step(r, &p->steps[i]);
+		if (rc)
+			return rc;
+	}
+	if (p->short_by) {
+		log_error("limit short: fewer migrations than asked for were available",
+			  F_INT("short_by", p->short_by), F_INT("applied", r->applied));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static bool confirm(const char *question)
+{
+	if (!isatty(STDIN_FILENO))
+		return false;
+	fprintf(stderr, "%s [y/N]\n", question);
+	char line[16];
+	if (!fgets(line, sizeof line, stdin))
+		return false;
+	return (line[0] == 'y' || line[0] == 'Y') && (line[1] == '\n' || line[1] == '\0');
+}
+
+static int bad_argument(const char *what, const char *value)
+{
+	log_error(what, F_STR("value", value ? value : ""));
+	return EXIT_USAGE;
+}
+
+/* The run's kind and argument from the command line. */
+static int parse_run_args(const struct cli *cli, const struct config *c, enum run_kind *kind,
+			  int64_t *arg)
+{
+	uint64_t n;
+	*arg = -1;
+	switch (cli->cmd) {
+	case CMD_ENTRYPOINT:
+		*kind = c->has_target ? RUN_GOTO : RUN_UP;
+		if (c->has_target) {
+			if (c->target > INT64_MAX)
+				return bad_argument("TARGET_VERSION is too large", "");
+			*arg = (int64_t)c->target;
+		}
+		return 0;
+	case CMD_UP:
+		*kind = RUN_UP;
+		if (cli->nargs > 1)
+			return bad_argument("up: too many arguments", cli->args[1]);
+		if (cli->nargs == 1) {
+			if (!parse_uint(cli->args[0], INT64_MAX, &n))
+				return bad_argument("up: can't read limit argument N", cli->args[0]);
+			*arg = (int64_t)n;
+		}
+		return 0;
+	case CMD_DOWN:
+		*kind = RUN_DOWN;
+		if (cli->down_all && cli->nargs > 0)
+			return bad_argument("down: -all cannot be used with other arguments",
+					    cli->args[0]);
+		if (cli->nargs > 1)
+			return bad_argument("down: too many arguments", cli->args[1]);
+		if (cli->nargs == 1) {
+			if (!parse_uint(cli->args[0], INT64_MAX, &n))
+				return bad_argument("down: can't read limit argument N",
+						    cli->args[0]);
+			*arg = (int64_t)n;
+		} else if (!cli->down_all &&
+			   !confirm("Are you sure you want to apply all down migrations?")) {
+			log_error("refusing to apply all down migrations without confirmation: "
+				  "use down -all (or down N)");
+			return EXIT_USAGE;
+		}
+		return 0;
+	case CMD_GOTO:
+		*kind = RUN_GOTO;
+		if (cli->nargs == 0)
+			return bad_argument("goto: please specify version argument V", "");
+		if (cli->nargs > 1)
+			return bad_argument("goto: too many arguments", cli->args[1]);
+		if (!parse_uint(cli->args[0], INT64_MAX, &n))
+			return bad_argument("goto: can't read version argument V", cli->args[0]);
+		*arg = (int64_t)n;
+		return 0;
+	default:
+		return EXIT_INTERNAL;
+	}
+}
+
+static int open_database(struct run *r)
+{
+	int rc = db_open(&r->d, r->c);
+	if (rc)
+		return rc;
+	return wait_for_database(&r->d, r->c);
+}
+
+static int dirty_refusal(int64_t v)
+{
+	char msg[96];
+	snprintf(msg, sizeof msg, "Dirty database version %" PRId64 ". Fix and force version.", v);
+	log_error(msg, F_INT("version", v),
+		  F_STR("hint", "a migration failed part way: repair the data, then run force V"));
+	return EXIT_DIRTY;
+}
+
+static int do_migrate(struct run *r)
+{
+	enum run_kind kind;
+	int64_t arg;
+	int rc = parse_run_args(r->cli, r->c, &kind, &arg);
+	if (rc)
+		return rc;
+	if ((rc = source_load(&r->src, r->c->source_dir)))
+		return rc;
+	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
+		return rc;
+	bool dirty;
+	if ((rc = db_get_version(&r->d, &r->from, &dirty)))
+		return rc;
+	r->to = r->from;
+	if (dirty)
+		return dirty_refusal(r->from);
+	struct plan p;
+	rc = runner_plan(&r->src, r->from, kind, arg, &p);
+	if (rc == 0)
+		rc = run_plan(r, &p);
+	plan_free(&p);
+	return rc;
+}
+
+static int do_force(struct run *r)
+{
+	int64_t v;
+	if (r->cli->nargs == 0)
+		return bad_argument("force: please specify version argument V", "");
+	if (r->cli->nargs > 1)
+		return bad_argument("force: too many arguments", r->cli->args[1]);
+	if (!parse_go_int(r->cli->args[0], &v))
+		return bad_argument("force: can't read version argument V", r->cli->args[0]);
+	if (v < VERSION_NIL)
+		return bad_argument("force: argument V must be >= -1", r->cli->args[0]);
+	int rc;
+	bool dirty;
+	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
+	    (rc = db_get_version(&r->d, &r->from, &dirty)) ||
+	    (rc = db_set_version(&r->d, v, false)))
+		return rc;
+	r->to = v;
+	log_info("version forced", F_INT("version", v), F_INT("previous_version", r->from),
+		 F_BOOL("previous_dirty", dirty));
+	return 0;
+}
+
+static int do_drop(struct run *r)
+{
+	if (!r->cli->drop_force &&
+	    !confirm("Are you sure you want to drop the entire database schema?")) {
+		log_error("refusing to drop the database without confirmation: use drop -f");
+		return EXIT_USAGE;
+	}
+	int rc;
+	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
+	    (rc = db_drop(&r->d)))
+		return rc;
+	r->l.held = false; /* the lock collection went with the database */
+	r->to = VERSION_NIL;
+	log_info("database dropped", F_STR("database", r->c->db_name));
+	return 0;
+}
+
+static int do_version(struct run *r)
+{
+	int rc;
+	bool dirty;
+	if ((rc = open_database(r)) || (rc = db_get_version(&r->d, &r->from, &dirty)))
+		return rc;
+	r->to = r->from;
+	if (r->from == VERSION_NIL)
+		printf("no migration\n");
+	else
+		printf("%" PRId64 "%s\n", r->from, dirty ? " (dirty)" : "");
+	fflush(stdout);
+	return 0;
+}
+
+static void summary(const struct run *r, int rc)
+{
+	const char *cmd = r->cli->cmd_name[0] ? r->cli->cmd_name : "entrypoint";
+	log_emit(rc == 0 ? LOG_INFO : LOG_ERROR, "run finished", F_STR("command", cmd),
+		 F_INT("from_version", r->from), F_INT("to_version", r->to),
+		 F_INT("applied", r->applied), F_INT("duration_ms", now_ms() - r->started),
+		 F_STR("result", rc == 0 ? "ok" : exit_meaning(rc)), F_INT("exit_code", rc),
+		 F_END);
+}
+
+int runner_main(const struct cli *cli, struct config *c)
+{
+	struct run r = {.cli = cli, .c = c, .from = VERSION_NIL, .to = VERSION_NIL,
+			.started = now_ms()};
+	int rc = config_load_database(c, cli);
+	if (rc == 0) {
+		switch (cli->cmd) {
+		case CMD_FORCE:
+			rc = do_force(&r);
+			break;
+		case CMD_DROP:
+			rc = do_drop(&r);
+			break;
+		case CMD_VERSION:
+			rc = do_version(&r);
+			break;
+		default:
+			rc = do_migrate(&r);
+		}
+	}
+	int rel = lock_release(&r.l);
+	if (rc == 0)
+		rc = rel;
+	if (cli->cmd != CMD_VERSION || rc != 0)
+		summary(&r, rc);
+	db_close(&r.d);
+	source_free(&r.src);
+	return rc;
+}

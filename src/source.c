@@ -1,0 +1,246 @@
+#include "source.h"
+
+#include "exitcode.h"
+#include "log.h"
+#include "migration.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* golang-migrate's ^([0-9]+)_(.*)\.(down|up)\.(.*)$ : the identifier is
+ * greedy, so the direction is the last ".up." or ".down." in the name. */
+bool source_parse_name(const char *fname, struct fname_parts *out)
+{
+	const char *p = fname;
+	uint64_t v = 0;
+	bool overflow = false;
+	while (*p >= '0' && *p <= '9') {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			overflow = true;
+		v = v * 10 + d;
+		p++;
+	}
+	if (p == fname || *p != '_')
+		return false;
+	const char *name = p + 1;
+	const char *best = NULL;
+	enum direction dir = DIR_UP;
+	for (const char *q = name; (q = strchr(q, '.')) != NULL; q++) {
+		if (strncmp(q, ".up.", 4) == 0) {
+			best = q;
+			dir = DIR_UP;
+		} else if (strncmp(q, ".down.", 6) == 0) {
+			best = q;
+			dir = DIR_DOWN;
+		}
+	}
+	/* golang-migrate's ParseUint fails on overflow and the file is skipped. */
+	if (!best || overflow)
+		return false;
+	out->version = v;
+	out->name = name;
+	out->name_len = (size_t)(best - name);
+	out->dir = dir;
+	out->ext = best + (dir == DIR_UP ? 4 : 6);
+	return true;
+}
+
+struct entry {
+	struct fname_parts parts;
+	char *fname;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	if (x->parts.version != y->parts.version)
+		return x->parts.version < y->parts.version ? -1 : 1;
+	if (x->parts.dir != y->parts.dir)
+		return x->parts.dir < y->parts.dir ? -1 : 1;
+	return strcmp(x->fname, y->fname);
+}
+
+static int fail(const char *msg, const char *path, const char *why)
+{
+	log_error(msg, F_STR("file", path), F_STR("error", why));
+	return EXIT_SOURCE;
+}
+
+static int read_body(const char *path, const char *ext, struct mfile *mf)
+{
+	char err[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return fail("cannot read migration file", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail("cannot read migration file", path, "not a regular file");
+	}
+	if ((uint64_t)st.st_size > MIGRATION_MAX_BYTES) {
+		close(fd);
+		snprintf(err, sizeof err, "the file is %lld bytes; the limit is %u",
+			 (long long)st.st_size, MIGRATION_MAX_BYTES);
+		return fail("migration file too large", path, err);
+	}
+	size_t cap = (size_t)st.st_size, len = 0;
+	uint8_t *buf = bson_malloc(cap + 1);
+	for (;;) {
+		if (len == cap) {
+			/* The file grew since fstat; read what is there, up to the limit. */
+			if (cap >= MIGRATION_MAX_BYTES) {
+				bson_free(buf);
+				close(fd);
+				return fail("migration file too large", path, "grew past the limit");
+			}
+			cap = cap * 2 + 4096;
+			buf = bson_realloc(buf, cap + 1);
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			bson_free(buf);
+			close(fd);
+			return fail("cannot read migration file", path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	mf->body = migration_parse(ext, buf, len, err, sizeof err);
+	bson_free(buf);
+	if (!mf->body)
+		return fail("invalid migration file", path, err);
+	mf->ncmds = bson_count_keys(mf->body);
+	return 0;
+}
+
+static int scan(const char *dir, struct entry **out, size_t *nout)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		log_error("cannot open migration directory", F_STR("dir", dir),
+			  F_STR("error", strerror(errno)));
+		return EXIT_SOURCE;
+	}
+	struct entry *e = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) != NULL) {
+		struct fname_parts parts;
+		if (!source_parse_name(de->d_name, &parts))
+			continue;
+		char *path = bson_strdup_printf("%s/%s", dir, de->d_name);
+		struct stat st;
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			bson_free(path); /* golang-migrate skips directories */
+			continue;
+		}
+		bson_free(path);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			e = bson_realloc(e, cap * sizeof *e);
+		}
+		e[n].fname = bson_strdup(de->d_name);
+		source_parse_name(e[n].fname, &e[n].parts); /* point into our copy */
+		n++;
+	}
+	closedir(d);
+	qsort(e, n, sizeof *e, cmp_entry);
+	for (size_t i = 1; i < n && rc == 0; i++) {
+		if (e[i].parts.version == e[i - 1].parts.version &&
+		    e[i].parts.dir == e[i - 1].parts.dir) {
+			char *both = bson_strdup_printf("%s and %s", e[i - 1].fname, e[i].fname);
+			log_error("duplicate migration: two files for one version and direction",
+				  F_INT("version", e[i].parts.version), F_STR("files", both),
+				  F_STR("dir", dir));
+			bson_free(both);
+			rc = EXIT_SOURCE;
+		}
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			bson_free(e[i].fname);
+		bson_free(e);
+		return rc;
+	}
+	*out = e;
+	*nout = n;
+	return 0;
+}
+
+int source_load(struct source *s, const char *dir)
+{
+	memset(s, 0, sizeof *s);
+	s->dir = bson_strdup(dir);
+	struct entry *e = NULL;
+	size_t n = 0;
+	int rc = scan(dir, &e, &n);
+	if (rc)
+		return rc;
+	s->m = bson_malloc0((n ? n : 1) * sizeof *s->m);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0) {
+			if (s->n == 0 || s->m[s->n - 1].version != e[i].parts.version) {
+				struct migration *m = &s->m[s->n++];
+				m->version = e[i].parts.version;
+				m->name = bson_strndup(e[i].parts.name, e[i].parts.name_len);
+			}
+			struct mfile *mf = bson_malloc0(sizeof *mf);
+			mf->path = bson_strdup_printf("%s/%s", dir, e[i].fname);
+			s->m[s->n - 1].file[e[i].parts.dir] = mf;
+			rc = read_body(mf->path, e[i].parts.ext, mf);
+		}
+		bson_free(e[i].fname);
+	}
+	bson_free(e);
+	if (rc == 0)
+		log_debug("migration source read", F_STR("dir", dir), F_INT("migrations", s->n));
+	return rc;
+}
+
+void source_free(struct source *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		for (int d = 0; d < 2; d++) {
+			struct mfile *mf = s->m[i].file[d];
+			if (!mf)
+				continue;
+			bson_free(mf->path);
+			if (mf->body)
+				bson_destroy(mf->body);
+			bson_free(mf);
+		}
+		bson_free(s->m[i].name);
+	}
+	bson_free(s->m);
+	bson_free(s->dir);
+	memset(s, 0, sizeof *s);
+}
+
+long source_find(const struct source *s, uint64_t version)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->m[mid].version == version)
+			return (long)mid;
+		if (s->m[mid].version < version)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}

@@ -1,0 +1,395 @@
+"""End-to-end harness for migrate-init.
+
+One FerretDB (SQLite backend, 127.0.0.1 only) per pytest session, started by
+scripts/ferretdb.sh and stopped at session end even when tests fail; one
+uniquely named database per test.
+
+Binaries:
+  migrate-init    $MIGRATE_INIT_BIN, else <repo>/bin/migrate-init (built by `make`)
+  golang-migrate  $MIGRATE_BIN, else the cache layout of scripts/versions.sh
+  FerretDB        the cache layout of scripts/versions.sh (via scripts/ferretdb.sh)
+
+Rules enforced here for every test:
+  * a missing migrate-init binary is a test ERROR (never a skip) telling you
+    to run `make`;
+  * a skipped test is reported as a failure (nothing may pass by not running);
+  * every run of migrate-init gets a clean environment (PATH, HOME and what
+    the test passes), its stdout+stderr must not contain CANARY_PASSWORD, and
+    unless the test sets LOG_FORMAT every stderr line must be a JSON object
+    with time, level and msg.
+"""
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pymongo
+import pytest
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "scripts"
+
+CANARY_PASSWORD = "Canary-S3cret-Pa55"
+
+# Environment variables the tools read; never inherited from the caller.
+TOOL_ENV_VARS = (
+    "DATABASE_URL",
+    "MIGRATION_DIR",
+    "TARGET_VERSION",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+)
+
+
+def _versions():
+    """Mirror of scripts/versions.sh (keep in sync)."""
+    text = (SCRIPTS / "versions.sh").read_text()
+    ferretdb_version = re.search(r"^FERRETDB_VERSION=(\S+)", text, re.M).group(1)
+    migrate_version = re.search(r"^MIGRATE_VERSION=(\S+)", text, re.M).group(1)
+    cache = os.environ.get("MI_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "migrate-init",
+    )
+    return {
+        "FERRETDB_BIN": Path(cache) / f"ferretdb-{ferretdb_version}" / "ferretdb",
+        "MIGRATE_BIN": Path(cache) / f"migrate-{migrate_version}" / "migrate",
+    }
+
+
+_V = _versions()
+MI_BIN = Path(os.environ.get("MIGRATE_INIT_BIN") or REPO / "bin" / "migrate-init")
+GM_BIN = Path(os.environ.get("MIGRATE_BIN") or _V["MIGRATE_BIN"])
+FERRETDB_BIN = _V["FERRETDB_BIN"]
+
+
+# --------------------------------------------------------------------------
+# No silent skips: a skipped test is turned into a failure.
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and not hasattr(rep, "wasxfail"):
+        rep.outcome = "failed"
+        rep.longrepr = f"test was skipped, which this suite does not allow: {rep.longrepr}"
+
+
+# --------------------------------------------------------------------------
+# Process helpers
+
+
+class Result:
+    def __init__(self, args, returncode, stdout, stderr):
+        self.args = args
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+    @property
+    def logs(self):
+        """stderr parsed as JSON lines (only meaningful for migrate-init in JSON mode)."""
+        return [json.loads(l) for l in self.stderr.splitlines() if l.strip()]
+
+    def __iter__(self):  # allows: rc, out, err = run_mi(...)
+        return iter((self.returncode, self.stdout, self.stderr))
+
+    def __repr__(self):
+        return (
+            f"<{' '.join(map(str, self.args))}\n exit={self.returncode}\n"
+            f" stdout={self.stdout!r}\n stderr={self.stderr!r}>"
+        )
+
+
+def clean_env(extra=None):
+    """PATH and HOME only, plus what the test gives. Nothing else leaks in."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
+    # A sanitizer build may need its options; they cannot change behaviour.
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "MSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    if extra:
+        env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def _run(binary, args, env=None, input=None, timeout=60, cwd=None):
+    argv = [str(binary)] + [str(a) for a in args]
+    p = subprocess.run(
+        argv,
+        env=clean_env(env),
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return Result(argv, p.returncode, p.stdout, p.stderr)
+
+
+def check_mi_output(res, env):
+    """Invariants for every migrate-init run."""
+    assert CANARY_PASSWORD not in res.stdout, f"canary password leaked on stdout: {res!r}"
+    assert CANARY_PASSWORD not in res.stderr, f"canary password leaked on stderr: {res!r}"
+    if env and "LOG_FORMAT" in env:
+        return
+    for line in res.stderr.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"stderr line is not JSON: {line!r}\n{res!r}")
+        assert isinstance(obj, dict), f"stderr line is not a JSON object: {line!r}"
+        for field in ("time", "level", "msg"):
+            assert field in obj, f"log line lacks {field!r}: {line!r}"
+
+
+def mi_binary_problem():
+    if not MI_BIN.exists():
+        return f"migrate-init binary not found at {MI_BIN}: run `make` in {REPO} first (or set MIGRATE_INIT_BIN)"
+    if not os.access(MI_BIN, os.X_OK):
+        return f"migrate-init binary at {MI_BIN} is not executable: run `make` in {REPO}"
+    return None
+
+
+def run_mi(args, env=None, input=None, timeout=60, check_json=True, cwd=None):
+    """Run migrate-init; returns Result(returncode, stdout, stderr)."""
+    problem = mi_binary_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    res = _run(MI_BIN, args, env=env, input=input, timeout=timeout, cwd=cwd)
+    if check_json:
+        check_mi_output(res, env)
+    else:
+        assert CANARY_PASSWORD not in res.output, f"canary password leaked: {res!r}"
+    return res
+
+
+def run_gm(args, env=None, input=None, timeout=60, cwd=None):
+    """Run the golang-migrate CLI; returns Result(returncode, stdout, stderr)."""
+    if not GM_BIN.exists():
+        pytest.fail(f"golang-migrate CLI not found at {GM_BIN}: run scripts/deps.sh", pytrace=False)
+    return _run(GM_BIN, args, env=env, input=input, timeout=timeout, cwd=cwd)
+
+
+def write_migrations(directory, files):
+    """files: {name: body}; a body that is not a str is written as JSON."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        if not isinstance(body, (str, bytes)):
+            body = json.dumps(body, indent=1)
+        if isinstance(body, bytes):
+            (directory / name).write_bytes(body)
+        else:
+            (directory / name).write_text(body)
+    return directory
+
+
+# --------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrate_init_binary():
+    """Session-level check: the binary under test must exist. Fails, never skips."""
+    problem = mi_binary_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return MI_BIN
+
+
+@pytest.fixture(scope="session")
+def ferretdb(tmp_path_factory):
+    """Port of a FerretDB started for this session."""
+    if not FERRETDB_BIN.exists():
+        pytest.fail(f"FerretDB not found at {FERRETDB_BIN}: run scripts/deps.sh", pytrace=False)
+    d = tmp_path_factory.mktemp("ferretdb")
+    p = subprocess.run(
+        [str(SCRIPTS / "ferretdb.sh"), "start", str(d)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if p.returncode != 0:
+        pytest.fail(f"could not start FerretDB:\n{p.stderr}", pytrace=False)
+    port = int(p.stdout.strip())
+    try:
+        yield port
+    finally:
+        subprocess.run([str(SCRIPTS / "ferretdb.sh"), "stop", str(d)], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def mongo(ferretdb):
+    c = pymongo.MongoClient(
+        f"mongodb://127.0.0.1:{ferretdb}/",
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=5000,
+    )
+    c.admin.command("ping")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="session")
+def ferret_url(ferretdb):
+    """ferret_url(dbname, **query) -> mongodb://127.0.0.1:PORT/dbname?..."""
+
+    def make(dbname, **query):
+        url = f"mongodb://127.0.0.1:{ferretdb}/{dbname}"
+        if query:
+            url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        return url
+
+    return make
+
+
+def _unique_name(request, suffix=""):
+    base = re.sub(r"[^A-Za-z0-9]", "_", request.node.name)[:28]
+    return f"e2e_{base}_{uuid.uuid4().hex[:8]}{suffix}"
+
+
+@pytest.fixture
+def dbname(request):
+    return _unique_name(request)
+
+
+@pytest.fixture
+def db_url(ferret_url, dbname):
+    return ferret_url(dbname)
+
+
+@pytest.fixture
+def db(mongo, dbname):
+    """pymongo Database for this test's unique database."""
+    return mongo[dbname]
+
+
+@pytest.fixture
+def new_db(request, mongo, ferret_url):
+    """Another unique database: new_db() -> (name, url, pymongo Database)."""
+
+    def make():
+        name = _unique_name(request)
+        return name, ferret_url(name), mongo[name]
+
+    return make
+
+
+@pytest.fixture
+def migdir(tmp_path):
+    """Empty migrations directory; fill it with write_migrations(migdir, {...})."""
+    d = tmp_path / "migrations"
+    d.mkdir()
+    return d
+
+
+# --------------------------------------------------------------------------
+# Database inspection helpers
+
+
+def state(db, collection="schema_migrations"):
+    """All documents of the migrations collection, without _id."""
+    return [{k: v for k, v in d.items() if k != "_id"} for d in db[collection].find()]
+
+
+def version_of(db, collection="schema_migrations"):
+    """(version, dirty) from exactly one state document, or None if none."""
+    docs = state(db, collection)
+    assert len(docs) <= 1, f"{collection} must hold at most one document, has {docs}"
+    if not docs:
+        return None
+    return docs[0]["version"], docs[0]["dirty"]
+
+
+def raw_collection(db, name):
+    return db.get_collection(name, codec_options=CodecOptions(document_class=RawBSONDocument))
+
+
+def user_collections(db):
+    return sorted(db.list_collection_names())
+
+
+def lock_free(db, collection="migrate_advisory_lock"):
+    """True when no golang-migrate lock document is held."""
+    return db[collection].count_documents({"locking_key": 0}) == 0
+
+
+# --------------------------------------------------------------------------
+# A standard set of four migrations, shared by several test files.
+#
+# Version v inserts {_id: v} into "items" and its down deletes it; version 2
+# also creates an index, version 3 has a zero-padded file name. An unrelated
+# file that does not match the migration pattern must be ignored.
+
+
+def _ins(v, name):
+    return {"insert": "items", "documents": [{"_id": v, "name": name}]}
+
+
+def _del(v):
+    return {"delete": "items", "deletes": [{"q": {"_id": v}, "limit": 1}]}
+
+
+STANDARD = {
+    "1_first.up.json": [{"create": "items"}, _ins(1, "first")],
+    "1_first.down.json": [{"drop": "items"}],
+    "2_second.up.json": [
+        _ins(2, "second"),
+        {"createIndexes": "items", "indexes": [{"key": {"name": 1}, "name": "by_name"}]},
+    ],
+    "2_second.down.json": [{"dropIndexes": "items", "index": "by_name"}, _del(2)],
+    "003_third.up.json": [_ins(3, "third")],
+    "003_third.down.json": [_del(3)],
+    "4_fourth.up.json": [_ins(4, "fourth")],
+    "4_fourth.down.json": [_del(4)],
+    "README.md": "not a migration, must be ignored\n",
+}
+STANDARD_NAMES = {1: "first", 2: "second", 3: "third", 4: "fourth"}
+
+
+def write_standard(directory, extra=None):
+    """Write STANDARD plus extra {name: body}; a body of None leaves that file out."""
+    files = dict(STANDARD)
+    for name, body in (extra or {}).items():
+        if body is None:
+            files.pop(name, None)
+        else:
+            files[name] = body
+    return write_migrations(directory, files)
+
+
+def items(db):
+    """Sorted _ids in the items collection."""
+    return sorted(d["_id"] for d in db["items"].find())
+
+
+def index_names(db, coll="items"):
+    if coll not in db.list_collection_names():
+        return set()
+    return {ix["name"] for ix in db[coll].list_indexes()}
+
+
+def applied_logs(res, direction=None):
+    """Log records of applied migrations (those with version, name, direction, duration_ms)."""
+    out = []
+    for rec in res.logs:
+        if all(k in rec for k in ("version", "name", "direction", "duration_ms")):
+            if direction is None or rec["direction"] == direction:
+                out.append(rec)
+    return out
