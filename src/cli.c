@@ -18,7 +18,7 @@ struct flag {
  * works, "-all false" does not), as in Go.
  */
 static int parse_flags(int argc, char **argv, int *i, const struct flag *flags, size_t n,
-		       const char *ctx)
+                       const char *ctx)
 {
 	while (*i < argc) {
 		const char *a = argv[*i];
@@ -43,7 +43,7 @@ static int parse_flags(int argc, char **argv, int *i, const struct flag *flags, 
 				f = &flags[k];
 		if (!f) {
 			log_error("flag provided but not defined", F_STR("flag", a),
-				  F_STR("command", ctx), F_STR("hint", "see migrate-init -help"));
+			          F_STR("command", ctx), F_STR("hint", "see migrate-init -help"));
 			return EXIT_USAGE;
 		}
 		(*i)++;
@@ -54,7 +54,7 @@ static int parse_flags(int argc, char **argv, int *i, const struct flag *flags, 
 				*f->b = false;
 			} else {
 				log_error("invalid boolean value for flag", F_STR("flag", a),
-					  F_STR("command", ctx));
+				          F_STR("command", ctx));
 				return EXIT_USAGE;
 			}
 			continue;
@@ -64,7 +64,8 @@ static int parse_flags(int argc, char **argv, int *i, const struct flag *flags, 
 		} else if (*i < argc) {
 			*f->str = argv[(*i)++];
 		} else {
-			log_error("flag needs an argument", F_STR("flag", a), F_STR("command", ctx));
+			log_error("flag needs an argument", F_STR("flag", a),
+			          F_STR("command", ctx));
 			return EXIT_USAGE;
 		}
 	}
@@ -81,9 +82,11 @@ static const struct {
      "down [N] [-all]    Apply all or N down migrations\n"
      "\tUse -all to apply all down migrations"},
     {"goto", CMD_GOTO, "goto V       Migrate to version V"},
-    {"force", CMD_FORCE, "force V      Set version V but don't run migration (ignores dirty state)"},
+    {"force", CMD_FORCE,
+     "force V      Set version V but don't run migration (ignores dirty state)"},
     {"version", CMD_VERSION, "version      Print current migration version"},
-    {"drop", CMD_DROP, "drop [-f]    Drop everything inside database\n\tUse -f to bypass confirmation"},
+    {"drop", CMD_DROP,
+     "drop [-f]    Drop everything inside database\n\tUse -f to bypass confirmation"},
     {"create", CMD_CREATE,
      "create [-ext E] [-dir D] [-seq] [-digits N] [-format F] [-tz TZ] NAME\n"
      "\t   Create a set of timestamped up/down migrations titled NAME, in directory D "
@@ -104,29 +107,31 @@ const char *cli_command_usage(enum command cmd)
 void cli_usage(void *stream)
 {
 	FILE *f = stream;
-	fprintf(f, "Usage: migrate-init OPTIONS [COMMAND [arg...]]\n"
-		   "       migrate-init [ -version | -help ]\n\n"
-		   "Options:\n"
-		   "  -source          Location of the migrations (file://DIR)\n"
-		   "  -path            Shorthand for -source=file://path\n"
-		   "  -database        Run migrations against this database (mongodb:// or "
-		   "mongodb+srv://)\n"
-		   "  -prefetch N      Accepted for compatibility; every file is read before the run\n"
-		   "  -lock-timeout N  Allow N seconds to acquire database lock (default 15)\n"
-		   "  -verbose         Print verbose logging (LOG_LEVEL=debug)\n"
-		   "  -version         Print version\n"
-		   "  -help            Print usage\n\n"
-		   "Commands:\n");
+	fprintf(f,
+	        "Usage: migrate-init OPTIONS [COMMAND [arg...]]\n"
+	        "       migrate-init [ -version | -help ]\n\n"
+	        "Options:\n"
+	        "  -source          Location of the migrations (file://DIR)\n"
+	        "  -path            Shorthand for -source=file://path\n"
+	        "  -database        Run migrations against this database (mongodb:// or "
+	        "mongodb+srv://)\n"
+	        "  -prefetch N      Accepted for compatibility; every file is read before the run\n"
+	        "  -lock-timeout N  Allow N seconds to acquire database lock (default 15)\n"
+	        "  -verbose         Print verbose logging (LOG_LEVEL=debug)\n"
+	        "  -version         Print version\n"
+	        "  -help            Print usage\n\n"
+	        "Commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(f, "  %s\n", commands[i].usage);
-	fprintf(f, "\nWith no command, run as a container entrypoint: up, or goto $TARGET_VERSION.\n\n"
-		   "Environment (flags win):\n"
-		   "  DATABASE_URL, DATABASE_URL_FILE  the database URL, or a file holding it\n"
-		   "  MIGRATION_DIR                    migrations directory (default /migrations)\n"
-		   "  TARGET_VERSION                   entrypoint mode: goto this version\n"
-		   "  LOCK_TIMEOUT                     like -lock-timeout; a duration such as 30s\n"
-		   "  MAX_RETRIES, RETRY_INTERVAL      waiting for the database (default 30, 2s)\n"
-		   "  LOG_FORMAT (json|text), LOG_LEVEL (debug|info|warn|error)\n\n");
+	fprintf(f,
+	        "\nWith no command, run as a container entrypoint: up, or goto $TARGET_VERSION.\n\n"
+	        "Environment (flags win):\n"
+	        "  DATABASE_URL, DATABASE_URL_FILE  the database URL, or a file holding it\n"
+	        "  MIGRATION_DIR                    migrations directory (default /migrations)\n"
+	        "  TARGET_VERSION                   entrypoint mode: goto this version\n"
+	        "  LOCK_TIMEOUT                     like -lock-timeout; a duration such as 30s\n"
+	        "  MAX_RETRIES, RETRY_INTERVAL      waiting for the database (default 30, 2s)\n"
+	        "  LOG_FORMAT (json|text), LOG_LEVEL (debug|info|warn|error)\n\n");
 	exit_print_table(f);
 }
 
@@ -188,7 +193,7 @@ int cli_parse(int argc, char **argv, struct cli *c)
 				break;
 		if (k == sizeof commands / sizeof commands[0]) {
 			log_error("unknown command", F_STR("command", name),
-				  F_STR("hint", "see migrate-init -help"));
+			          F_STR("hint", "see migrate-init -help"));
 			return EXIT_USAGE;
 		}
 		c->cmd = commands[k].cmd;

@@ -39,7 +39,7 @@ struct cli {
 	char **args;
 	int nargs;
 
-	bool down_all; /* down -all */
+	bool down_all;   /* down -all */
 	bool drop_force; /* drop -f */
 
 	/* create */

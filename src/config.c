@@ -99,7 +99,8 @@ bool parse_duration_ms(const char *s, int64_t *out)
 		} else {
 			for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 				size_t len = strlen(units[i].unit);
-				if (strncmp(p, units[i].unit, len) == 0 && !isalpha((unsigned char)p[len])) {
+				if (strncmp(p, units[i].unit, len) == 0 &&
+				    !isalpha((unsigned char)p[len])) {
 					mult = units[i].ms;
 					p += len;
 					break;
@@ -155,7 +156,7 @@ static char *query_unescape(const char *s, size_t len)
 }
 
 int url_take_x_options(const char *url, char **out,
-		       int (*fn)(void *arg, const char *key, const char *value), void *arg)
+                       int (*fn)(void *arg, const char *key, const char *value), void *arg)
 {
 	const char *q = strchr(url, '?');
 	if (!q) {
@@ -229,7 +230,7 @@ static const char *env(const char *name)
 static int bad_value(const char *what, const char *value, const char *why)
 {
 	log_error("invalid configuration value", F_STR("variable", what), F_STR("value", value),
-		  F_STR("error", why));
+	          F_STR("error", why));
 	return EXIT_USAGE;
 }
 
@@ -251,7 +252,7 @@ static char *source_from_flags(const struct cli *cli, int *rc)
 	if (cli->source) {
 		if (strncmp(cli->source, "file://", 7) != 0) {
 			*rc = bad_value("-source", cli->source,
-					"only file:// sources are supported (or use -path DIR)");
+			                "only file:// sources are supported (or use -path DIR)");
 			return NULL;
 		}
 		const char *p = cli->source + 7;
@@ -291,7 +292,8 @@ int config_load(struct config *c, const struct cli *cli)
 	if ((v = env("MAX_RETRIES"))) {
 		uint64_t n;
 		if (!parse_uint(v, 1000000, &n) || n == 0)
-			return bad_value("MAX_RETRIES", v, "expected a whole number of attempts, 1 to 1000000");
+			return bad_value("MAX_RETRIES", v,
+			                 "expected a whole number of attempts, 1 to 1000000");
 		c->max_retries = (int64_t)n;
 	}
 	if ((rc = load_duration("RETRY_INTERVAL", &c->retry_interval_ms, false)) ||
@@ -307,7 +309,7 @@ int config_load(struct config *c, const struct cli *cli)
 		uint64_t n;
 		if (!parse_uint(cli->lock_timeout, UINT32_MAX, &n))
 			return bad_value("-lock-timeout", cli->lock_timeout,
-					 "expected a whole number of seconds");
+			                 "expected a whole number of seconds");
 		c->lock_timeout_ms = (int64_t)n * 1000;
 	}
 	if (cli->prefetch) {
@@ -318,7 +320,8 @@ int config_load(struct config *c, const struct cli *cli)
 
 	if ((v = env("TARGET_VERSION"))) {
 		if (!parse_uint(v, UINT64_MAX, &c->target))
-			return bad_value("TARGET_VERSION", v, "expected a migration version (a whole number)");
+			return bad_value("TARGET_VERSION", v,
+			                 "expected a migration version (a whole number)");
 		c->has_target = true;
 	}
 
@@ -352,7 +355,7 @@ static char *read_url_file(const char *path, int *rc)
 	}
 	buf[n] = '\0';
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-			 buf[n - 1] == '\t'))
+	                 buf[n - 1] == '\t'))
 		buf[--n] = '\0';
 	/* Register before any check can log it. */
 	url_register_secrets(buf);
@@ -367,7 +370,7 @@ static char *read_url_file(const char *path, int *rc)
 static int bad_option(const char *key, const char *value, const char *why)
 {
 	log_error("invalid database URL option", F_STR("option", key), F_STR("value", value),
-		  F_STR("error", why));
+	          F_STR("error", why));
 	return EXIT_USAGE;
 }
 
@@ -425,15 +428,15 @@ static int apply_lock_options(struct xopts *x)
 	const char *typo = x->interval_typo && *x->interval_typo ? x->interval_typo : NULL;
 	if (iv && typo)
 		return bad_option("x-advisory-lock-timeout-interval", iv,
-				  "both x-advisory-lock-timeout-interval and "
-				  "x-advisory-lock-timout-interval were specified");
+		                  "both x-advisory-lock-timeout-interval and "
+		                  "x-advisory-lock-timout-interval were specified");
 	if (!iv)
 		iv = typo;
 	if (iv) {
 		int64_t n;
 		if (!parse_go_int(iv, &n))
 			return bad_option("x-advisory-lock-timeout-interval", iv,
-					  "expected a whole number of seconds");
+			                  "expected a whole number of seconds");
 		if (n > 0)
 			c->lock_interval_ms = n * 1000;
 	}
@@ -456,7 +459,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 			url_register_secrets(direct);
 		if (direct && file) {
 			log_error("DATABASE_URL and DATABASE_URL_FILE are both set; set only one",
-				  F_STR("variable", "DATABASE_URL_FILE"));
+			          F_STR("variable", "DATABASE_URL_FILE"));
 			return EXIT_USAGE;
 		}
 		if (file) {
@@ -467,7 +470,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 			c->url = bson_strdup(direct);
 		} else {
 			log_error("no database URL: pass -database URL, or set DATABASE_URL or "
-				  "DATABASE_URL_FILE");
+			          "DATABASE_URL_FILE");
 			return EXIT_USAGE;
 		}
 	} else {
@@ -479,7 +482,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 		const char *colon = strstr(c->url, "://");
 		char *scheme = colon ? bson_strndup(c->url, (size_t)(colon - c->url)) : NULL;
 		log_error("unsupported database URL scheme: expected mongodb:// or mongodb+srv://",
-			  F_STR("scheme", scheme ? scheme : "(none)"));
+		          F_STR("scheme", scheme ? scheme : "(none)"));
 		bson_free(scheme);
 		return EXIT_USAGE;
 	}
@@ -503,7 +506,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 	if (!db || !*db) {
 		mongoc_uri_destroy(uri);
 		log_error("no database name in the database URL: add it as the path, "
-			  "as in mongodb://host:27017/mydb");
+		          "as in mongodb://host:27017/mydb");
 		return EXIT_USAGE;
 	}
 	/* libmongoc may have decoded the password differently from us. */

@@ -59,7 +59,7 @@ bool parse_go_int(const char *s, int64_t *out);      /* Go's strconv.Atoi */
  * returned. *out is a new string.
  */
 int url_take_x_options(const char *url, char **out,
-		       int (*fn)(void *arg, const char *key, const char *value), void *arg);
+                       int (*fn)(void *arg, const char *key, const char *value), void *arg);
 
 /* Registers the userinfo and password of url as secrets for the logger. */
 void url_register_secrets(const char *url);

@@ -18,11 +18,11 @@
 
 #define DEFAULT_FORMAT "20060102150405"
 
-static const char *const months[] = {"January", "February", "March",     "April",
-				     "May",     "June",     "July",      "August",
-				     "September", "October", "November", "December"};
+static const char *const months[] = {"January",   "February", "March",    "April",
+                                     "May",       "June",     "July",     "August",
+                                     "September", "October",  "November", "December"};
 static const char *const days[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
-				   "Thursday", "Friday", "Saturday"};
+                                   "Thursday", "Friday", "Saturday"};
 
 static void put(char **o, char *end, const char *s, size_t n)
 {
@@ -35,7 +35,7 @@ static void putf(char **o, char *end, int width, char pad, long v)
 {
 	char buf[32];
 	int n = pad == '0' ? snprintf(buf, sizeof buf, "%0*ld", width, v)
-			   : snprintf(buf, sizeof buf, "%*ld", width, v);
+	                   : snprintf(buf, sizeof buf, "%*ld", width, v);
 	put(o, end, buf, (size_t)n);
 }
 
@@ -112,8 +112,8 @@ void go_time_format(const char *l, const struct tm *tm, long nsec, char *out, si
 			putf(&o, end, 2, ' ', (long)tm->tm_mday);
 			l += 2;
 		} else if (l[0] == '0' && l[1] >= '1' && l[1] <= '6') {
-			long v[] = {tm->tm_mon + 1L, tm->tm_mday, h12, tm->tm_min, tm->tm_sec,
-				    (tm->tm_year + 1900L) % 100};
+			long v[] = {tm->tm_mon + 1L, tm->tm_mday, h12,
+			            tm->tm_min,      tm->tm_sec,  (tm->tm_year + 1900L) % 100};
 			putf(&o, end, 2, '0', v[l[1] - '1']);
 			l += 2;
 		} else if (starts(l, "15")) {
@@ -243,10 +243,10 @@ static int next_seq(const char *dir, const char *ext, int64_t digits, char *out,
 			log_error("malformed migration filename", F_STR("file", last));
 			rc = EXIT_SOURCE;
 		} else if ((size_t)(us - last) >= sizeof num ||
-			   (snprintf(num, sizeof num, "%.*s", (int)(us - last), last),
-			    !parse_uint(num, UINT64_MAX - 1, &next))) {
+		           (snprintf(num, sizeof num, "%.*s", (int)(us - last), last),
+		            !parse_uint(num, UINT64_MAX - 1, &next))) {
 			log_error("malformed migration filename: its prefix is not a number",
-				  F_STR("file", last));
+			          F_STR("file", last));
 			rc = EXIT_SOURCE;
 		} else {
 			next++;
@@ -258,7 +258,7 @@ static int next_seq(const char *dir, const char *ext, int64_t digits, char *out,
 	snprintf(out, outlen, "%0*" PRIu64, digits > 64 ? 64 : (int)digits, next);
 	if ((int64_t)strlen(out) > digits) {
 		log_error("next sequence number too large", F_STR("next", out),
-			  F_INT("digits", digits));
+		          F_INT("digits", digits));
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -277,7 +277,8 @@ static int mkdir_all(const char *dir)
 	}
 	bson_free(p);
 	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-		log_error("cannot create directory", F_STR("dir", dir), F_STR("error", strerror(errno)));
+		log_error("cannot create directory", F_STR("dir", dir),
+		          F_STR("error", strerror(errno)));
 		return EXIT_INTERNAL;
 	}
 	return 0;
@@ -338,7 +339,7 @@ int create_main(const struct cli *cli)
 	free_names(dups, n);
 	if (n > 0) {
 		log_error("duplicate migration version", F_STR("version", version),
-			  F_STR("dir", dir));
+		          F_STR("dir", dir));
 		return EXIT_SOURCE;
 	}
 	if ((rc = mkdir_all(dir)))
@@ -348,11 +349,12 @@ int create_main(const struct cli *cli)
 		snprintf(absdir, sizeof absdir, "%s", dir);
 	static const char *const dirs[] = {"up", "down"};
 	for (int i = 0; i < 2; i++) {
-		char *path = bson_strdup_printf("%s/%s_%s.%s%s", absdir, version, name, dirs[i], ext);
+		char *path =
+		    bson_strdup_printf("%s/%s_%s.%s%s", absdir, version, name, dirs[i], ext);
 		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd < 0) {
 			log_error("cannot create migration file", F_STR("file", path),
-				  F_STR("error", strerror(errno)));
+			          F_STR("error", strerror(errno)));
 			bson_free(path);
 			return EXIT_INTERNAL;
 		}

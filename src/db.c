@@ -57,9 +57,9 @@ static bool has_substr(const char *s, const char *const *needles)
 	return false;
 }
 
-static const char *const auth_words[] = {"Authentication failed", "auth failed",
-					 "TLS handshake failed", "certificate verify failed",
-					 "certificate", "SSL", "Unable to authenticate", NULL};
+static const char *const auth_words[] = {
+    "Authentication failed", "auth failed", "TLS handshake failed",   "certificate verify failed",
+    "certificate",           "SSL",         "Unable to authenticate", NULL};
 
 int db_error_exit(const bson_error_t *err)
 {
@@ -82,8 +82,8 @@ bool db_error_transient(const bson_error_t *err)
 	/* Elections and shutdowns: NotWritablePrimary, NotPrimaryNoSecondaryOk,
 	 * InterruptedAtShutdown, PrimarySteppedDown, ShutdownInProgress,
 	 * HostUnreachable, HostNotFound, NetworkTimeout, SocketException. */
-	static const uint32_t codes[] = {10107, 13435, 13436, 11600, 11602, 189, 91,
-					 6,     7,     89,    9001,  262};
+	static const uint32_t codes[] = {10107, 13435, 13436, 11600, 11602, 189,
+	                                 91,    6,     7,     89,    9001,  262};
 	if (err->domain == MONGOC_ERROR_SERVER)
 		for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 			if (err->code == codes[i])
@@ -94,7 +94,7 @@ bool db_error_transient(const bson_error_t *err)
 static int state_error(const char *msg, const bson_error_t *err)
 {
 	log_error(msg, F_STR("collection", "schema_migrations"), F_STR("error", err->message),
-		  F_INT("code", err->code));
+	          F_INT("code", err->code));
 	int code = db_error_exit(err);
 	return code;
 }
@@ -117,15 +117,15 @@ int db_get_version(struct db *d, int64_t *version, bool *dirty)
 			*version = bson_iter_as_int64(&it);
 		} else {
 			log_error("the migrations collection holds a document without a numeric "
-				  "version",
-				  F_STR("collection", d->cfg->migrations_collection));
+			          "version",
+			          F_STR("collection", d->cfg->migrations_collection));
 			rc = EXIT_INTERNAL;
 		}
 		if (bson_iter_init_find(&it, doc, "dirty"))
 			*dirty = bson_iter_as_bool(&it);
 		if (*version < VERSION_NIL) {
 			log_error("the migrations collection holds a version below -1",
-				  F_INT("version", *version));
+			          F_INT("version", *version));
 			rc = EXIT_INTERNAL;
 		}
 	} else if (mongoc_cursor_error(cur, &err)) {
@@ -166,7 +166,7 @@ static bool reply_failed(const bson_t *reply, bson_error_t *err)
 	    bson_iter_recurse(&it, &sub) && bson_iter_next(&sub) && BSON_ITER_HOLDS_DOCUMENT(&sub))
 		which = "write error";
 	else if (bson_iter_init_find(&it, reply, "writeConcernError") &&
-		 BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub))
+	         BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub))
 		which = "write concern error";
 	else
 		return false;
@@ -185,7 +185,7 @@ static bool reply_failed(const bson_t *reply, bson_error_t *err)
 }
 
 bool db_run_command(struct db *d, const bson_t *cmd, mongoc_client_session_t *session,
-		    bson_error_t *err)
+                    bson_error_t *err)
 {
 	bson_t opts = BSON_INITIALIZER, reply;
 	if (session && !mongoc_client_session_append(session, &opts, err)) {
@@ -220,8 +220,8 @@ int db_check_transactions(struct db *d)
 		mongoc_client_session_destroy(s);
 	if (!ok) {
 		log_error("x-transaction-mode=true but the server cannot run transactions; nothing "
-			  "was applied",
-			  F_STR("error", err.message), F_INT("code", err.code));
+		          "was applied",
+		          F_STR("error", err.message), F_INT("code", err.code));
 		int code = db_error_exit(&err);
 		return code == EXIT_INTERNAL ? EXIT_USAGE : code;
 	}
@@ -233,7 +233,7 @@ int db_drop(struct db *d)
 	bson_error_t err;
 	if (!mongoc_database_drop_with_opts(d->db, NULL, &err)) {
 		log_error("cannot drop the database", F_STR("database", d->cfg->db_name),
-			  F_STR("error", err.message), F_INT("code", err.code));
+		          F_STR("error", err.message), F_INT("code", err.code));
 		return db_error_exit(&err);
 	}
 	return 0;

@@ -37,7 +37,7 @@ int db_set_version(struct db *d, int64_t version, bool dirty);
 /* runCommand against the URL's database. A reply with writeErrors or a
  * writeConcernError counts as a failure, as in the Go driver. */
 bool db_run_command(struct db *d, const bson_t *cmd, mongoc_client_session_t *session,
-		    bson_error_t *err);
+                    bson_error_t *err);
 
 /* Checks that the server can run commands in a transaction, without
  * writing anything. 0, or EXIT_USAGE after logging why. */

@@ -9,18 +9,18 @@ struct exit_row {
 };
 
 static const struct exit_row table[] = {
-	{EXIT_OK, "success, or nothing to do", "-"},
-	{EXIT_INTERNAL, "unexpected internal error", "maybe"},
-	{EXIT_USAGE, "usage or configuration error (flags, environment, URL)", "no"},
-	{EXIT_SOURCE, "invalid migration source (names, duplicates, unparseable body)", "no"},
-	{EXIT_UNREACHABLE, "database unreachable: retries or deadline exhausted", "yes"},
-	{EXIT_AUTH, "authentication or TLS failure", "no"},
-	{EXIT_LOCK_TIMEOUT, "lock not acquired in time", "yes"},
-	{EXIT_MIGRATION, "a migration failed; the database is now dirty", "no"},
-	{EXIT_DIRTY, "the database was already dirty; nothing was run", "no"},
-	{EXIT_LOCK_LOST, "the lock was lost during the run; stopped safely", "yes"},
-	{EXIT_PENDING, "pending work (plan) or target not reached in time (wait)", "-"},
-	{EXIT_DEPENDENCY, "a dependency or policy of the migration registry is not met", "maybe"},
+    {EXIT_OK, "success, or nothing to do", "-"},
+    {EXIT_INTERNAL, "unexpected internal error", "maybe"},
+    {EXIT_USAGE, "usage or configuration error (flags, environment, URL)", "no"},
+    {EXIT_SOURCE, "invalid migration source (names, duplicates, unparseable body)", "no"},
+    {EXIT_UNREACHABLE, "database unreachable: retries or deadline exhausted", "yes"},
+    {EXIT_AUTH, "authentication or TLS failure", "no"},
+    {EXIT_LOCK_TIMEOUT, "lock not acquired in time", "yes"},
+    {EXIT_MIGRATION, "a migration failed; the database is now dirty", "no"},
+    {EXIT_DIRTY, "the database was already dirty; nothing was run", "no"},
+    {EXIT_LOCK_LOST, "the lock was lost during the run; stopped safely", "yes"},
+    {EXIT_PENDING, "pending work (plan) or target not reached in time (wait)", "-"},
+    {EXIT_DEPENDENCY, "a dependency or policy of the migration registry is not met", "maybe"},
 };
 
 static const struct exit_row *find(int code)

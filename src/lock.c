@@ -48,7 +48,7 @@ static int ensure_index(struct lock *l, const struct config *c)
 	bson_destroy(&cmd);
 	if (!ok) {
 		log_error("cannot create the lock index", F_STR("collection", c->lock_collection),
-			  F_STR("error", err.message), F_INT("code", err.code));
+		          F_STR("error", err.message), F_INT("code", err.code));
 		return db_error_exit(&err);
 	}
 	return 0;
@@ -75,13 +75,13 @@ static void log_holder(struct lock *l, const char *msg)
 				else if (strcmp(k, "pid") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
 					pid = bson_iter_as_int64(&it);
 				else if (strcmp(k, "created_at") == 0 &&
-					 BSON_ITER_HOLDS_DATE_TIME(&it))
+				         BSON_ITER_HOLDS_DATE_TIME(&it))
 					since = bson_iter_date_time(&it);
 			}
 		}
 	}
 	log_info(msg, F_STR("holder", owner ? owner : host), F_STR("holder_host", host),
-		 F_INT("holder_pid", pid), F_INT("held_since_unix_ms", since));
+	         F_INT("holder_pid", pid), F_INT("held_since_unix_ms", since));
 	mongoc_cursor_destroy(cur);
 	bson_destroy(&filter);
 }
@@ -118,12 +118,12 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 		if (ok) {
 			l->held = true;
 			log_debug("lock acquired", F_STR("collection", c->lock_collection),
-				  F_INT("waited_ms", now_ms() - start));
+			          F_INT("waited_ms", now_ms() - start));
 			return 0;
 		}
 		if (err.code != DUPLICATE_KEY) {
 			log_error("cannot take the lock", F_STR("error", err.message),
-				  F_INT("code", err.code));
+			          F_INT("code", err.code));
 			int code = db_error_exit(&err);
 			return code == EXIT_INTERNAL ? EXIT_LOCK_TIMEOUT : code;
 		}
@@ -135,8 +135,8 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 		if (elapsed >= c->lock_timeout_ms) {
 			log_holder(l, "lock still held");
 			log_error("timeout: can't acquire database lock",
-				  F_INT("lock_timeout_ms", c->lock_timeout_ms),
-				  F_STR("collection", c->lock_collection));
+			          F_INT("lock_timeout_ms", c->lock_timeout_ms),
+			          F_STR("collection", c->lock_collection));
 			return EXIT_LOCK_TIMEOUT;
 		}
 		if (delay > c->lock_timeout_ms - elapsed)
@@ -159,7 +159,7 @@ int lock_release(struct lock *l)
 		bson_error_t err;
 		if (!mongoc_collection_delete_one(l->coll, &filter, NULL, &reply, &err)) {
 			log_error("cannot release the lock", F_STR("error", err.message),
-				  F_INT("code", err.code));
+			          F_INT("code", err.code));
 			rc = db_error_exit(&err);
 		} else {
 			bson_iter_t it;

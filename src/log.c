@@ -39,8 +39,11 @@ bool log_parse_level(const char *s, enum log_level *out)
 	static const struct {
 		const char *name;
 		enum log_level level;
-	} names[] = {{"debug", LOG_DEBUG}, {"info", LOG_INFO},   {"warn", LOG_WARN},
-		     {"warning", LOG_WARN}, {"error", LOG_ERROR}};
+	} names[] = {{"debug", LOG_DEBUG},
+	             {"info", LOG_INFO},
+	             {"warn", LOG_WARN},
+	             {"warning", LOG_WARN},
+	             {"error", LOG_ERROR}};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (strcasecmp(s, names[i].name) == 0) {
 			*out = names[i].level;
@@ -196,7 +199,7 @@ static void write_all(const char *s, size_t len)
 }
 
 static void emit(enum log_level level, const char *msg, const struct log_field *fields,
-		 size_t nfields, bool remember)
+                 size_t nfields, bool remember)
 {
 	if (level < min_level)
 		return;
@@ -249,7 +252,7 @@ void log_emit(enum log_level level, const char *msg, ...)
 }
 
 static void mongoc_handler(mongoc_log_level_t level, const char *domain, const char *message,
-			   void *data)
+                           void *data)
 {
 	(void)data;
 	enum log_level l;

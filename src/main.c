@@ -26,7 +26,7 @@ static int setup_logging(void)
 	if (f && *f) {
 		if (!log_parse_format(f, &format)) {
 			log_error("invalid configuration value", F_STR("variable", "LOG_FORMAT"),
-				  F_STR("value", f), F_STR("error", "expected json or text"));
+			          F_STR("value", f), F_STR("error", "expected json or text"));
 			return EXIT_USAGE;
 		}
 		log_set_format(format);
@@ -34,8 +34,8 @@ static int setup_logging(void)
 	if (l && *l) {
 		if (!log_parse_level(l, &level)) {
 			log_error("invalid configuration value", F_STR("variable", "LOG_LEVEL"),
-				  F_STR("value", l),
-				  F_STR("error", "expected debug, info, warn or error"));
+			          F_STR("value", l),
+			          F_STR("error", "expected debug, info, warn or error"));
 			return EXIT_USAGE;
 		}
 		log_set_level(level);

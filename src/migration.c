@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err,
-			size_t errlen)
+bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
 	/* golang-migrate feeds every body, whatever its extension, to the
 	 * Extended JSON parser; so do we. */
@@ -25,9 +24,9 @@ int migration_check_commands(const bson_t *body, char *err, size_t errlen)
 	for (; bson_iter_next(&it); i++) {
 		if (!BSON_ITER_HOLDS_DOCUMENT(&it)) {
 			snprintf(err, errlen,
-				 "element %u is not a document: a migration is an array of command "
-				 "documents such as {\"insert\": \"users\", \"documents\": [...]}",
-				 i);
+			         "element %u is not a document: a migration is an array of command "
+			         "documents such as {\"insert\": \"users\", \"documents\": [...]}",
+			         i);
 			return -1;
 		}
 		uint32_t dlen;
@@ -78,7 +77,8 @@ static void scan_type_keys(const uint8_t *d, size_t len, struct type_scan *out)
 			struct frame *f = &stack[--depth];
 			if (f->object && !f->has_binary) {
 				for (size_t k = f->first; k < ncand; k++) {
-					out->pos = bson_realloc(out->pos, (out->n + 1) * sizeof(size_t));
+					out->pos =
+					    bson_realloc(out->pos, (out->n + 1) * sizeof(size_t));
 					out->pos[out->n++] = cand[k];
 				}
 			}
@@ -162,7 +162,7 @@ static bson_t *parse_with_type_keys(const uint8_t *data, size_t len, bson_error_
 	size_t at = 0;
 	for (size_t k = 0; k < ts.n; k++) {
 		bson_string_append_printf(b, "%.*s\"" PLACEHOLDER "\"", (int)(ts.pos[k] - at),
-					  (const char *)data + at);
+		                          (const char *)data + at);
 		at = ts.pos[k] + 7;
 	}
 	bson_string_append_printf(b, "%.*s", (int)(len - at), (const char *)data + at);
@@ -183,16 +183,17 @@ bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t 
 	while (i < len && strchr(" \t\r\n", data[i]) && data[i])
 		i++;
 	if (i == len) {
-		snprintf(err, errlen, "the file is empty: a migration is a JSON array of command "
-				      "documents ([] for none)");
+		snprintf(err, errlen,
+		         "the file is empty: a migration is a JSON array of command "
+		         "documents ([] for none)");
 		return NULL;
 	}
 	/* libbson turns a top-level array into a document with keys "0", "1"...,
 	 * so an object and an array would look alike afterwards. */
 	if (data[i] != '[') {
 		snprintf(err, errlen, "%s: a migration is a JSON array of command documents",
-			 data[i] == '{' ? "the body is a JSON object, not an array"
-					: "the body is not a JSON array");
+		         data[i] == '{' ? "the body is a JSON object, not an array"
+		                        : "the body is not a JSON array");
 		return NULL;
 	}
 	if (memchr(data, '\0', len)) {

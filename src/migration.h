@@ -14,8 +14,7 @@
 #define MIGRATION_MAX_BYTES (64u * 1024 * 1024)
 
 /* Parses by extension. NULL on error, with the reason in err. */
-bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err,
-			size_t errlen);
+bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err, size_t errlen);
 
 bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t errlen);
 

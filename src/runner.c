@@ -30,7 +30,7 @@ static int missing_version(int64_t v, const char *why, int code)
 }
 
 static void add_step(struct plan *p, const struct source *src, size_t i, int64_t target,
-		     enum direction dir)
+                     enum direction dir)
 {
 	p->steps = bson_realloc(p->steps, (p->n + 1) * sizeof *p->steps);
 	p->steps[p->n++] = (struct step){src->m[i].version, target, dir, &src->m[i]};
@@ -44,14 +44,15 @@ static int find_current(const struct source *src, int64_t cur, long *idx)
 		return 0;
 	*idx = source_find(src, (uint64_t)cur);
 	if (*idx < 0)
-		return missing_version(cur, "the database is at a version the migration source "
-					    "does not have",
-				       EXIT_SOURCE);
+		return missing_version(cur,
+		                       "the database is at a version the migration source "
+		                       "does not have",
+		                       EXIT_SOURCE);
 	return 0;
 }
 
 int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64_t arg,
-		struct plan *p)
+                struct plan *p)
 {
 	memset(p, 0, sizeof *p);
 	long idx;
@@ -64,8 +65,8 @@ int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64
 		size_t start = (size_t)(idx + 1), avail = src->n - start;
 		if (avail == 0 && arg > 0) {
 			log_error("file does not exist: no migration to apply after the current "
-				  "version",
-				  F_INT("version", cur));
+			          "version",
+			          F_INT("version", cur));
 			return EXIT_USAGE;
 		}
 		size_t count = arg < 0 || (uint64_t)arg > avail ? avail : (size_t)arg;
@@ -80,7 +81,7 @@ int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64
 			return 0;
 		if (idx < 0) {
 			log_error("file does not exist: no migration to undo, the database has no "
-				  "version");
+			          "version");
 			return EXIT_USAGE;
 		}
 		size_t avail = (size_t)idx + 1;
@@ -88,7 +89,7 @@ int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64
 		for (size_t k = 0; k < count; k++) {
 			size_t i = (size_t)idx - k;
 			add_step(p, src, i, i > 0 ? (int64_t)src->m[i - 1].version : VERSION_NIL,
-				 DIR_DOWN);
+			         DIR_DOWN);
 		}
 		if (arg > 0 && (uint64_t)arg > avail)
 			p->short_by = (uint64_t)arg - avail;
@@ -97,7 +98,7 @@ int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64
 	long t = source_find(src, (uint64_t)arg);
 	if (t < 0)
 		return missing_version(arg, "goto: the migration source has no such version",
-				       EXIT_USAGE);
+		                       EXIT_USAGE);
 	if (t > idx) {
 		for (long i = idx + 1; i <= t; i++)
 			add_step(p, src, (size_t)i, (int64_t)src->m[i].version, DIR_UP);
@@ -133,14 +134,14 @@ static void describe_command(const bson_t *cmd, const char **name, const char **
 }
 
 static int command_failed(const struct step *s, uint32_t index, const bson_t *cmd,
-			  const bson_error_t *err)
+                          const bson_error_t *err)
 {
 	const char *name, *coll;
 	describe_command(cmd, &name, &coll);
 	log_error("migration failed", F_INT("version", s->version), F_STR("name", s->m->name),
-		  F_STR("direction", dir_name(s->dir)), F_STR("file", s->m->file[s->dir]->path),
-		  F_INT("command_index", index), F_STR("command", name), F_STR("collection", coll),
-		  F_INT("code", err->code), F_STR("error", err->message));
+	          F_STR("direction", dir_name(s->dir)), F_STR("file", s->m->file[s->dir]->path),
+	          F_INT("command_index", index), F_STR("command", name), F_STR("collection", coll),
+	          F_INT("code", err->code), F_STR("error", err->message));
 	return EXIT_MIGRATION;
 }
 
@@ -177,7 +178,7 @@ static int run_body(struct run *r, const struct step *s)
 	if (sess) {
 		if (rc == 0 && !mongoc_client_session_commit_transaction(sess, NULL, &err)) {
 			log_error("cannot commit the migration's transaction",
-				  F_INT("version", s->version), F_STR("error", err.message));
+			          F_INT("version", s->version), F_STR("error", err.message));
 			rc = EXIT_MIGRATION;
 		}
 		if (rc)
@@ -202,8 +203,8 @@ static int run_step(struct run *r, const struct step *s)
 		return rc;
 	r->applied++;
 	log_info("migration applied", F_INT("version", s->version), F_STR("name", s->m->name),
-		 F_STR("direction", dir_name(s->dir)), F_INT("duration_ms", now_ms() - t0),
-		 F_INT("commands", s->m->file[s->dir] ? s->m->file[s->dir]->ncmds : 0));
+	         F_STR("direction", dir_name(s->dir)), F_INT("duration_ms", now_ms() - t0),
+	         F_INT("commands", s->m->file[s->dir] ? s->m->file[s->dir]->ncmds : 0));
 	return 0;
 }
 
@@ -221,8 +222,8 @@ static int run_plan(struct run *r, const struct plan *p)
 	for (size_t i = 0; i < p->n; i++) {
 		if (stop_requested()) {
 			log_warn("stopping before the next migration: signal received",
-				 F_INT("signal", stop_requested()),
-				 F_INT("next_version", p->steps[i].version));
+			         F_INT("signal", stop_requested()),
+			         F_INT("next_version", p->steps[i].version));
 			return EXIT_SIGNAL_BASE + stop_requested();
 		}
 		int rc = run_step(r, &p->steps[i]);
@@ -231,7 +232,7 @@ static int run_plan(struct run *r, const struct plan *p)
 	}
 	if (p->short_by) {
 		log_error("limit short: fewer migrations than asked for were available",
-			  F_INT("short_by", p->short_by), F_INT("applied", r->applied));
+		          F_INT("short_by", p->short_by), F_INT("applied", r->applied));
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -256,7 +257,7 @@ static int bad_argument(const char *what, const char *value)
 
 /* The run's kind and argument from the command line. */
 static int parse_run_args(const struct cli *cli, const struct config *c, enum run_kind *kind,
-			  int64_t *arg)
+                          int64_t *arg)
 {
 	uint64_t n;
 	*arg = -1;
@@ -275,7 +276,8 @@ static int parse_run_args(const struct cli *cli, const struct config *c, enum ru
 			return bad_argument("up: too many arguments", cli->args[1]);
 		if (cli->nargs == 1) {
 			if (!parse_uint(cli->args[0], INT64_MAX, &n))
-				return bad_argument("up: can't read limit argument N", cli->args[0]);
+				return bad_argument("up: can't read limit argument N",
+				                    cli->args[0]);
 			*arg = (int64_t)n;
 		}
 		return 0;
@@ -283,18 +285,18 @@ static int parse_run_args(const struct cli *cli, const struct config *c, enum ru
 		*kind = RUN_DOWN;
 		if (cli->down_all && cli->nargs > 0)
 			return bad_argument("down: -all cannot be used with other arguments",
-					    cli->args[0]);
+			                    cli->args[0]);
 		if (cli->nargs > 1)
 			return bad_argument("down: too many arguments", cli->args[1]);
 		if (cli->nargs == 1) {
 			if (!parse_uint(cli->args[0], INT64_MAX, &n))
 				return bad_argument("down: can't read limit argument N",
-						    cli->args[0]);
+				                    cli->args[0]);
 			*arg = (int64_t)n;
 		} else if (!cli->down_all &&
-			   !confirm("Are you sure you want to apply all down migrations?")) {
+		           !confirm("Are you sure you want to apply all down migrations?")) {
 			log_error("refusing to apply all down migrations without confirmation: "
-				  "use down -all (or down N)");
+			          "use down -all (or down N)");
 			return EXIT_USAGE;
 		}
 		return 0;
@@ -326,7 +328,7 @@ static int dirty_refusal(int64_t v)
 	char msg[96];
 	snprintf(msg, sizeof msg, "Dirty database version %" PRId64 ". Fix and force version.", v);
 	log_error(msg, F_INT("version", v),
-		  F_STR("hint", "a migration failed part way: repair the data, then run force V"));
+	          F_STR("hint", "a migration failed part way: repair the data, then run force V"));
 	return EXIT_DIRTY;
 }
 
@@ -374,7 +376,7 @@ static int do_force(struct run *r)
 		return rc;
 	r->to = v;
 	log_info("version forced", F_INT("version", v), F_INT("previous_version", r->from),
-		 F_BOOL("previous_dirty", dirty));
+	         F_BOOL("previous_dirty", dirty));
 	return 0;
 }
 
@@ -414,16 +416,15 @@ static void summary(const struct run *r, int rc)
 {
 	const char *cmd = r->cli->cmd_name[0] ? r->cli->cmd_name : "entrypoint";
 	log_emit(rc == 0 ? LOG_INFO : LOG_ERROR, "run finished", F_STR("command", cmd),
-		 F_INT("from_version", r->from), F_INT("to_version", r->to),
-		 F_INT("applied", r->applied), F_INT("duration_ms", now_ms() - r->started),
-		 F_STR("result", rc == 0 ? "ok" : exit_meaning(rc)), F_INT("exit_code", rc),
-		 F_END);
+	         F_INT("from_version", r->from), F_INT("to_version", r->to),
+	         F_INT("applied", r->applied), F_INT("duration_ms", now_ms() - r->started),
+	         F_STR("result", rc == 0 ? "ok" : exit_meaning(rc)), F_INT("exit_code", rc), F_END);
 }
 
 int runner_main(const struct cli *cli, struct config *c)
 {
-	struct run r = {.cli = cli, .c = c, .from = VERSION_NIL, .to = VERSION_NIL,
-			.started = now_ms()};
+	struct run r = {
+	    .cli = cli, .c = c, .from = VERSION_NIL, .to = VERSION_NIL, .started = now_ms()};
 	int rc = config_load_database(c, cli);
 	if (rc == 0) {
 		switch (cli->cmd) {

@@ -35,7 +35,7 @@ struct plan {
  * logged.
  */
 int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64_t arg,
-		struct plan *p);
+                struct plan *p);
 void plan_free(struct plan *p);
 
 /* Runs the parsed command line. Returns the process exit code. */

@@ -87,7 +87,7 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 	if ((uint64_t)st.st_size > MIGRATION_MAX_BYTES) {
 		close(fd);
 		snprintf(err, sizeof err, "the file is %lld bytes; the limit is %u",
-			 (long long)st.st_size, MIGRATION_MAX_BYTES);
+		         (long long)st.st_size, MIGRATION_MAX_BYTES);
 		return fail("migration file too large", path, err);
 	}
 	size_t cap = (size_t)st.st_size, len = 0;
@@ -98,7 +98,8 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 			if (cap >= MIGRATION_MAX_BYTES) {
 				bson_free(buf);
 				close(fd);
-				return fail("migration file too large", path, "grew past the limit");
+				return fail("migration file too large", path,
+				            "grew past the limit");
 			}
 			cap = cap * 2 + 4096;
 			buf = bson_realloc(buf, cap + 1);
@@ -131,7 +132,7 @@ static int scan(const char *dir, struct entry **out, size_t *nout)
 	DIR *d = opendir(dir);
 	if (!d) {
 		log_error("cannot open migration directory", F_STR("dir", dir),
-			  F_STR("error", strerror(errno)));
+		          F_STR("error", strerror(errno)));
 		return EXIT_SOURCE;
 	}
 	struct entry *e = NULL;
@@ -164,8 +165,8 @@ static int scan(const char *dir, struct entry **out, size_t *nout)
 		    e[i].parts.dir == e[i - 1].parts.dir) {
 			char *both = bson_strdup_printf("%s and %s", e[i - 1].fname, e[i].fname);
 			log_error("duplicate migration: two files for one version and direction",
-				  F_INT("version", e[i].parts.version), F_STR("files", both),
-				  F_STR("dir", dir));
+			          F_INT("version", e[i].parts.version), F_STR("files", both),
+			          F_STR("dir", dir));
 			bson_free(both);
 			rc = EXIT_SOURCE;
 		}

@@ -14,14 +14,14 @@
 enum direction { DIR_UP, DIR_DOWN };
 
 struct mfile {
-	char *path;      /* directory/file name */
-	bson_t *body;    /* array document of command documents */
+	char *path;   /* directory/file name */
+	bson_t *body; /* array document of command documents */
 	uint32_t ncmds;
 };
 
 struct migration {
 	uint64_t version;
-	char *name; /* the identifier between '_' and ".up." */
+	char *name;            /* the identifier between '_' and ".up." */
 	struct mfile *file[2]; /* indexed by enum direction; NULL when absent */
 };
 

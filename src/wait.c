@@ -24,30 +24,30 @@ int wait_for_database(struct db *d, const struct config *c)
 		if (db_ping(d, &err)) {
 			if (attempt > 1)
 				log_info("database is ready", F_INT("attempt", attempt),
-					 F_INT("waited_ms", now_ms() - start));
+				         F_INT("waited_ms", now_ms() - start));
 			return 0;
 		}
 		int code = db_error_exit(&err);
 		if (code == EXIT_AUTH) {
 			log_error("cannot connect: authentication or TLS failure (not retried)",
-				  F_STR("error", err.message), F_INT("attempt", attempt));
+			          F_STR("error", err.message), F_INT("attempt", attempt));
 			return EXIT_AUTH;
 		}
 		int64_t elapsed = now_ms() - start;
 		bool out_of_time = c->wait_timeout_ms > 0 && elapsed >= c->wait_timeout_ms;
 		if (attempt >= c->max_retries || out_of_time) {
 			log_error("database unreachable: giving up", F_STR("error", err.message),
-				  F_INT("attempts", attempt), F_INT("waited_ms", elapsed));
+			          F_INT("attempts", attempt), F_INT("waited_ms", elapsed));
 			return EXIT_UNREACHABLE;
 		}
 		int64_t delay = backoff_full_jitter((unsigned)(attempt - 1), c->retry_interval_ms,
-						    c->retry_max_interval_ms,
-						    (double)random() / ((double)RAND_MAX + 1.0));
+		                                    c->retry_max_interval_ms,
+		                                    (double)random() / ((double)RAND_MAX + 1.0));
 		if (c->wait_timeout_ms > 0 && elapsed + delay > c->wait_timeout_ms)
 			delay = c->wait_timeout_ms - elapsed;
 		log_warn("database not ready", F_INT("attempt", attempt),
-			 F_INT("max_attempts", c->max_retries), F_INT("delay_ms", delay),
-			 F_STR("error", err.message));
+		         F_INT("max_attempts", c->max_retries), F_INT("delay_ms", delay),
+		         F_STR("error", err.message));
 		stop_sleep_ms(delay);
 		if (stop_requested())
 			return EXIT_SIGNAL_BASE + stop_requested();

@@ -1,0 +1,157 @@
+/* Unit tests: configuration parsers, URL options, redaction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+
+#include <bson/bson.h>
+#include <string.h>
+
+static void test_parse_uint(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_true(parse_uint("0", 10, &v));
+	assert_int_equal(v, 0);
+	assert_true(parse_uint("18446744073709551615", UINT64_MAX, &v));
+	assert_true(v == UINT64_MAX);
+	assert_false(parse_uint("18446744073709551616", UINT64_MAX, &v));
+	assert_false(parse_uint("11", 10, &v));
+	assert_false(parse_uint("", 10, &v));
+	assert_false(parse_uint("-1", 10, &v));
+	assert_false(parse_uint("+1", 10, &v));
+	assert_false(parse_uint("1e9", UINT64_MAX, &v));
+	assert_false(parse_uint("abc", 10, &v));
+	assert_false(parse_uint("1 ", 10, &v));
+}
+
+static void test_parse_duration(void **state)
+{
+	(void)state;
+	int64_t ms;
+	assert_true(parse_duration_ms("2", &ms));
+	assert_int_equal(ms, 2000);
+	assert_true(parse_duration_ms("1.5", &ms));
+	assert_int_equal(ms, 1500);
+	assert_true(parse_duration_ms("500ms", &ms));
+	assert_int_equal(ms, 500);
+	assert_true(parse_duration_ms("2s", &ms));
+	assert_int_equal(ms, 2000);
+	assert_true(parse_duration_ms("1m30s", &ms));
+	assert_int_equal(ms, 90000);
+	assert_true(parse_duration_ms("1h", &ms));
+	assert_int_equal(ms, 3600000);
+	assert_true(parse_duration_ms("0", &ms));
+	assert_int_equal(ms, 0);
+	const char *bad[] = {"",    "-1",  "1e99", "abc",   "2x",
+	                     "s",   "1s2", ".",    "1..5s", "99999999999999999999",
+	                     "1 s", "2S"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_false(parse_duration_ms(bad[i], &ms));
+}
+
+static void test_parse_go(void **state)
+{
+	(void)state;
+	bool b;
+	int64_t n;
+	assert_true(parse_go_bool("true", &b) && b);
+	assert_true(parse_go_bool("T", &b) && b);
+	assert_true(parse_go_bool("0", &b) && !b);
+	assert_true(parse_go_bool("False", &b) && !b);
+	assert_false(parse_go_bool("yes", &b));
+	assert_false(parse_go_bool("", &b));
+	assert_true(parse_go_int("-15", &n) && n == -15);
+	assert_true(parse_go_int("+7", &n) && n == 7);
+	assert_true(parse_go_int("-9223372036854775808", &n) && n == INT64_MIN);
+	assert_false(parse_go_int("9223372036854775808", &n));
+	assert_false(parse_go_int("1.5", &n));
+	assert_false(parse_go_int("", &n));
+}
+
+struct seen {
+	char keys[8][64];
+	char vals[8][64];
+	int n;
+};
+
+static int collect(void *arg, const char *key, const char *value)
+{
+	struct seen *s = arg;
+	snprintf(s->keys[s->n], 64, "%s", key);
+	snprintf(s->vals[s->n], 64, "%s", value ? value : "(bad)");
+	s->n++;
+	return 0;
+}
+
+static int refuse(void *arg, const char *key, const char *value)
+{
+	(void)arg;
+	(void)key;
+	(void)value;
+	return 2;
+}
+
+static void test_x_options(void **state)
+{
+	(void)state;
+	struct seen s = {0};
+	char *out = NULL;
+	assert_int_equal(url_take_x_options("mongodb://h/db?x-migrations-collection=my%20mig&w=1&"
+	                                    "X-Transaction-Mode=true&appname=a",
+	                                    &out, collect, &s),
+	                 0);
+	assert_string_equal(out, "mongodb://h/db?w=1&appname=a");
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.keys[0], "x-migrations-collection");
+	assert_string_equal(s.vals[0], "my mig");
+	assert_string_equal(s.keys[1], "x-transaction-mode");
+	bson_free(out);
+
+	memset(&s, 0, sizeof s);
+	assert_int_equal(url_take_x_options("mongodb://h/db?x-a=1", &out, collect, &s), 0);
+	assert_string_equal(out, "mongodb://h/db");
+	bson_free(out);
+
+	memset(&s, 0, sizeof s);
+	assert_int_equal(url_take_x_options("mongodb://h/db?x-a=%zz", &out, collect, &s), 0);
+	assert_string_equal(s.vals[0], "(bad)");
+	bson_free(out);
+
+	assert_int_equal(url_take_x_options("mongodb://h/db", &out, collect, &s), 0);
+	assert_string_equal(out, "mongodb://h/db");
+	bson_free(out);
+
+	out = NULL;
+	assert_int_equal(url_take_x_options("mongodb://h/db?x-a=1", &out, refuse, NULL), 2);
+	assert_null(out);
+}
+
+static void test_redaction(void **state)
+{
+	(void)state;
+	url_register_secrets("mongodb://admin:p%40ss/w0rd@db.example:27017/app?authSource=admin");
+	char *r = log_redact("failed: mongodb://admin:p%40ss/w0rd@db.example:27017/app p@ss/w0rd");
+	assert_null(strstr(r, "p%40ss"));
+	assert_null(strstr(r, "p@ss/w0rd"));
+	assert_non_null(strstr(r, "db.example"));
+	bson_free(r);
+	log_shutdown();
+	r = log_redact("nothing registered");
+	assert_string_equal(r, "nothing registered");
+	bson_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_parse_uint), cmocka_unit_test(test_parse_duration),
+	    cmocka_unit_test(test_parse_go),   cmocka_unit_test(test_x_options),
+	    cmocka_unit_test(test_redaction),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,211 @@
+/* Unit tests: file names, migration bodies, plans, Go time layouts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "create.h"
+#include "migration.h"
+#include "runner.h"
+#include "source.h"
+
+#include <string.h>
+
+static void test_names(void **state)
+{
+	(void)state;
+	struct fname_parts p;
+	assert_true(source_parse_name("000001_init.up.json", &p));
+	assert_true(p.version == 1 && p.dir == DIR_UP);
+	assert_int_equal(p.name_len, 4);
+	assert_string_equal(p.ext, "json");
+	assert_true(source_parse_name("20240620120000_a.b.down.yaml", &p));
+	assert_true(p.version == 20240620120000ULL && p.dir == DIR_DOWN);
+	assert_int_equal(p.name_len, 3);
+	/* Greedy identifier: the last direction wins. */
+	assert_true(source_parse_name("1_x.up.down.json", &p));
+	assert_true(p.dir == DIR_DOWN && p.name_len == 4);
+	assert_true(source_parse_name("1_.up.", &p));
+	assert_true(p.name_len == 0 && p.ext[0] == '\0');
+	assert_true(source_parse_name("18446744073709551615_max.up.json", &p));
+	const char *ignored[] = {"README.md",
+	                         "1.up.json",
+	                         "_1_a.up.json",
+	                         "a1_a.up.json",
+	                         "1_a.json",
+	                         "1_a.upx.json",
+	                         "18446744073709551616_big.up.json",
+	                         "1_a.UP.json",
+	                         ""};
+	for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
+		assert_false(source_parse_name(ignored[i], &p));
+}
+
+static bson_t *parse(const char *s, char *err)
+{
+	return migration_parse_json((const uint8_t *)s, strlen(s), err, 256);
+}
+
+static void test_bodies(void **state)
+{
+	(void)state;
+	char err[256];
+	bson_t *b = parse(
+	    " [ {\"ping\": 1}, {\"insert\": \"t\", \"documents\": [{\"n\": 3000000000}]} ]", err);
+	assert_non_null(b);
+	assert_int_equal(bson_count_keys(b), 2);
+	bson_destroy(b);
+	b = parse("[]", err);
+	assert_non_null(b);
+	assert_int_equal(bson_count_keys(b), 0);
+	bson_destroy(b);
+
+	const char *bad[] = {"",
+	                     "  \n",
+	                     "{\"ping\": 1}",
+	                     "[1, 2]",
+	                     "[{}]",
+	                     "[{\"a\": 1}",
+	                     "[{\"a\": 1}] [",
+	                     "\"x\"",
+	                     "[[{\"a\": 1}]]",
+	                     "[{\"a\": 1}, null]"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		b = parse(bad[i], err);
+		if (b)
+			fail_msg("accepted: %s", bad[i]);
+		assert_true(strlen(err) > 0);
+	}
+	assert_non_null(strstr((parse("{\"a\":1}", err), err), "object"));
+}
+
+/* The $type operator must survive, and legacy binary must still work. */
+static void test_type_operator(void **state)
+{
+	(void)state;
+	char err[256];
+	bson_t *b = parse("[{\"update\": \"u\", \"updates\": [{\"q\": {\"a\": {\"$type\": 2}}, "
+	                  "\"u\": {\"$currentDate\": {\"at\": {\"$type\": \"date\"}}}}]},"
+	                  "{\"insert\": \"t\", \"documents\": [{\"b\": {\"$binary\": \"AAEC\", "
+	                  "\"$type\": \"00\"}, \"s\": \"\\\"$type\\\": 1\"}]}]",
+	                  err);
+	if (!b)
+		fail_msg("%s", err);
+	char *json = bson_as_canonical_extended_json(b, NULL);
+	assert_non_null(strstr(json, "{ \"$type\" : { \"$numberInt\" : \"2\" } }"));
+	assert_non_null(strstr(json, "{ \"$type\" : \"date\" }"));
+	assert_non_null(
+	    strstr(json, "\"$binary\" : { \"base64\" : \"AAEC\", \"subType\" : \"00\" }"));
+	assert_null(strstr(json, "__migrate_init"));
+	bson_free(json);
+	bson_destroy(b);
+}
+
+static struct source make_source(const uint64_t *versions, size_t n)
+{
+	struct source s = {0};
+	static struct mfile dummy;
+	s.m = bson_malloc0(n * sizeof *s.m);
+	s.n = n;
+	for (size_t i = 0; i < n; i++) {
+		s.m[i].version = versions[i];
+		s.m[i].file[DIR_UP] = &dummy;
+		s.m[i].file[DIR_DOWN] = &dummy;
+	}
+	return s;
+}
+
+static void expect(const struct plan *p, const int64_t *pairs, size_t n)
+{
+	assert_int_equal(p->n, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal((int64_t)p->steps[i].version, pairs[2 * i]);
+		assert_int_equal(p->steps[i].target, pairs[2 * i + 1]);
+	}
+}
+
+static void test_plans(void **state)
+{
+	(void)state;
+	const uint64_t v[] = {1, 3, 7};
+	struct source s = make_source(v, 3);
+	struct plan p;
+
+	assert_int_equal(runner_plan(&s, -1, RUN_UP, -1, &p), 0);
+	expect(&p, (int64_t[]){1, 1, 3, 3, 7, 7}, 3);
+	plan_free(&p);
+	assert_int_equal(runner_plan(&s, 3, RUN_UP, -1, &p), 0);
+	expect(&p, (int64_t[]){7, 7}, 1);
+	plan_free(&p);
+	assert_int_equal(runner_plan(&s, 7, RUN_UP, -1, &p), 0); /* no change */
+	assert_int_equal(p.n, 0);
+	assert_int_not_equal(runner_plan(&s, 7, RUN_UP, 1, &p), 0); /* nothing after 7 */
+	assert_int_equal(runner_plan(&s, 1, RUN_UP, 5, &p), 0);
+	expect(&p, (int64_t[]){3, 3, 7, 7}, 2);
+	assert_int_equal(p.short_by, 3);
+	plan_free(&p);
+
+	assert_int_equal(runner_plan(&s, 7, RUN_DOWN, -1, &p), 0);
+	expect(&p, (int64_t[]){7, 3, 3, 1, 1, -1}, 3);
+	plan_free(&p);
+	assert_int_equal(runner_plan(&s, 7, RUN_DOWN, 1, &p), 0);
+	expect(&p, (int64_t[]){7, 3}, 1);
+	plan_free(&p);
+	assert_int_equal(runner_plan(&s, -1, RUN_DOWN, -1, &p), 0);
+	assert_int_equal(p.n, 0);
+	assert_int_not_equal(runner_plan(&s, -1, RUN_DOWN, 1, &p), 0);
+	assert_int_equal(runner_plan(&s, 3, RUN_DOWN, 4, &p), 0);
+	expect(&p, (int64_t[]){3, 1, 1, -1}, 2);
+	assert_int_equal(p.short_by, 2);
+	plan_free(&p);
+
+	assert_int_equal(runner_plan(&s, -1, RUN_GOTO, 3, &p), 0);
+	expect(&p, (int64_t[]){1, 1, 3, 3}, 2);
+	plan_free(&p);
+	assert_int_equal(runner_plan(&s, 7, RUN_GOTO, 1, &p), 0);
+	expect(&p, (int64_t[]){7, 3, 3, 1}, 2);
+	plan_free(&p);
+	assert_int_equal(runner_plan(&s, 3, RUN_GOTO, 3, &p), 0);
+	assert_int_equal(p.n, 0);
+	assert_int_not_equal(runner_plan(&s, 3, RUN_GOTO, 4, &p), 0);
+	/* The database is at a version the source lacks. */
+	assert_int_not_equal(runner_plan(&s, 5, RUN_UP, -1, &p), 0);
+	bson_free(s.m);
+}
+
+static void test_go_layout(void **state)
+{
+	(void)state;
+	struct tm tm = {.tm_year = 124,
+	                .tm_mon = 5,
+	                .tm_mday = 2,
+	                .tm_hour = 15,
+	                .tm_min = 4,
+	                .tm_sec = 5,
+	                .tm_wday = 0,
+	                .tm_yday = 153,
+	                .tm_gmtoff = 0,
+	                .tm_zone = "UTC"};
+	char out[128];
+	go_time_format("20060102150405", &tm, 0, out, sizeof out);
+	assert_string_equal(out, "20240602150405");
+	go_time_format("2006-01-02T15:04:05Z07:00", &tm, 0, out, sizeof out);
+	assert_string_equal(out, "2024-06-02T15:04:05Z");
+	go_time_format("Mon Jan _2 3:4:5 PM 06 002 .000", &tm, 123456789, out, sizeof out);
+	assert_string_equal(out, "Sun Jun  2 3:4:5 PM 24 154 .123");
+	tm.tm_gmtoff = -(7 * 3600 + 30 * 60);
+	go_time_format("-0700 -07:00 x", &tm, 0, out, sizeof out);
+	assert_string_equal(out, "-0730 -07:30 x");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_names),         cmocka_unit_test(test_bodies),
+	    cmocka_unit_test(test_type_operator), cmocka_unit_test(test_plans),
+	    cmocka_unit_test(test_go_layout),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
