@@ -9,7 +9,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
 	-DMI_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 CFLAGS ?= -O2 -g
-LDLIBS := $(shell pkg-config --libs $(PKGS))
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -pthread
 
 SRCS := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #define DEFAULT_SOURCE_DIR "/migrations"
-#define DEFAULT_TERMINATION_PATH "/dev/termination-log"
 #define MAX_URL_FILE 65536
 
 bool parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -282,8 +281,8 @@ int config_load(struct config *c, const struct cli *cli)
 	c->lock_collection = bson_strdup("migrate_advisory_lock");
 	c->advisory_locking = true;
 
-	const char *v = env("TERMINATION_MESSAGE_PATH");
-	c->termination_path = bson_strdup(v ? v : DEFAULT_TERMINATION_PATH);
+	const char *v;
+	c->stop_grace_ms = 20000;
 
 	c->source_dir = source_from_flags(cli, &rc);
 	if (rc)
@@ -298,7 +297,8 @@ int config_load(struct config *c, const struct cli *cli)
 	}
 	if ((rc = load_duration("RETRY_INTERVAL", &c->retry_interval_ms, false)) ||
 	    (rc = load_duration("RETRY_MAX_INTERVAL", &c->retry_max_interval_ms, false)) ||
-	    (rc = load_duration("WAIT_TIMEOUT", &c->wait_timeout_ms, true)))
+	    (rc = load_duration("WAIT_TIMEOUT", &c->wait_timeout_ms, true)) ||
+	    (rc = load_duration("STOP_GRACE_PERIOD", &c->stop_grace_ms, true)))
 		return rc;
 	if (c->retry_max_interval_ms < c->retry_interval_ms)
 		c->retry_max_interval_ms = c->retry_interval_ms;
@@ -448,6 +448,18 @@ static int apply_lock_options(struct xopts *x)
 	return 0;
 }
 
+static void note_unknown_option(mongoc_log_level_t level, const char *domain, const char *msg,
+                                void *arg)
+{
+	(void)level;
+	(void)domain;
+	const char *prefix = "Unsupported URI option \"";
+	char *unknown = arg;
+	if (strncmp(msg, prefix, strlen(prefix)) == 0 && !unknown[0])
+		snprintf(unknown, 128, "%.*s", (int)strcspn(msg + strlen(prefix), "\""),
+		         msg + strlen(prefix));
+}
+
 int config_load_database(struct config *c, const struct cli *cli)
 {
 	int rc = 0;
@@ -497,9 +509,20 @@ int config_load_database(struct config *c, const struct cli *cli)
 		return rc;
 
 	bson_error_t err;
+	/* libmongoc only warns about options it does not know and drops them;
+	 * a misspelt option (tlsCAfile) silently changes what we connect with,
+	 * so it is a configuration error here. */
+	char unknown[128] = "";
+	mongoc_log_set_handler(note_unknown_option, unknown);
 	mongoc_uri_t *uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
+	log_capture_mongoc();
 	if (!uri) {
 		log_error("invalid database URL", F_STR("error", err.message));
+		return EXIT_USAGE;
+	}
+	if (unknown[0]) {
+		mongoc_uri_destroy(uri);
+		log_error("unknown option in the database URL", F_STR("option", unknown));
 		return EXIT_USAGE;
 	}
 	const char *db = mongoc_uri_get_database(uri);
@@ -524,7 +547,6 @@ void config_free(struct config *c)
 	bson_free(c->db_name);
 	bson_free(c->migrations_collection);
 	bson_free(c->lock_collection);
-	bson_free(c->termination_path);
 	bson_free(c->owner);
 	memset(c, 0, sizeof *c);
 }

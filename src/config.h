@@ -34,8 +34,8 @@ struct config {
 	bool has_target; /* TARGET_VERSION, entrypoint mode */
 	uint64_t target;
 
-	char *termination_path;
-	char *owner; /* POD_NAME, else the hostname */
+	int64_t stop_grace_ms; /* after SIGTERM, before aborting a running migration */
+	char *owner;           /* POD_NAME, else the hostname */
 };
 
 /* Logging and everything but the database. 0 or EXIT_USAGE. */

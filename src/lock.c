@@ -178,3 +178,23 @@ int lock_release(struct lock *l)
 	l->coll = NULL;
 	return rc;
 }
+
+void lock_release_detached(const struct config *c, const char *token)
+{
+	struct db d;
+	if (db_open(&d, c) != 0)
+		return;
+	mongoc_collection_t *coll = mongoc_database_get_collection(d.db, c->lock_collection);
+	bson_t filter = BSON_INITIALIZER;
+	BSON_APPEND_INT32(&filter, "locking_key", 0);
+	BSON_APPEND_UTF8(&filter, "token", token);
+	bson_error_t err;
+	if (mongoc_collection_delete_one(coll, &filter, NULL, NULL, &err))
+		log_warn("lock released by the abort path");
+	else
+		log_warn("cannot release the lock on abort; it stays until removed",
+		         F_STR("error", err.message));
+	bson_destroy(&filter);
+	mongoc_collection_destroy(coll);
+	db_close(&d);
+}

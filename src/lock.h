@@ -29,4 +29,8 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c);
 /* Deletes our lock document if we hold it. 0, or an exit code. */
 int lock_release(struct lock *l);
 
+/* Deletes the lock with this token over a new connection: for the abort
+ * path, while the main thread may be blocked in the old one. */
+void lock_release_detached(const struct config *c, const char *token);
+
 #endif

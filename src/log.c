@@ -150,7 +150,7 @@ static void append_text_value(bson_string_t *b, const char *s)
 	append_json_string(b, s);
 }
 
-static void append_field(bson_string_t *b, const struct log_field *f)
+static void append_field(bson_string_t *b, const struct log_field *f, enum log_format fmt)
 {
 	char num[64];
 	const char *plain = NULL;
@@ -174,7 +174,7 @@ static void append_field(bson_string_t *b, const struct log_field *f)
 	case LF_END:
 		return;
 	}
-	if (format == LOG_JSON) {
+	if (fmt == LOG_JSON) {
 		bson_string_append_printf(b, ",\"%s\":", f->key);
 		if (red)
 			append_json_string(b, red);
@@ -198,6 +198,16 @@ static void write_all(const char *s, size_t len)
 	}
 }
 
+/* msg and fields as text, without time and level: the last error. */
+static void remember_error(const char *rmsg, const struct log_field *fields, size_t nfields)
+{
+	bson_string_t *b = bson_string_new(rmsg);
+	for (size_t i = 0; i < nfields; i++)
+		append_field(b, &fields[i], LOG_TEXT);
+	bson_free(last_error);
+	last_error = bson_string_free(b, false);
+}
+
 static void emit(enum log_level level, const char *msg, const struct log_field *fields,
                  size_t nfields, bool remember)
 {
@@ -214,41 +224,45 @@ static void emit(enum log_level level, const char *msg, const struct log_field *
 		append_time(b);
 		bson_string_append_printf(b, " %-5s %s", level_name[level], rmsg);
 	}
-	const char *err = NULL;
-	for (size_t i = 0; i < nfields; i++) {
-		append_field(b, &fields[i]);
-		if (fields[i].type == LF_STR && strcmp(fields[i].key, "error") == 0)
-			err = fields[i].s;
-	}
+	for (size_t i = 0; i < nfields; i++)
+		append_field(b, &fields[i], format);
 	bson_string_append(b, format == LOG_JSON ? "}\n" : "\n");
 	write_all(b->str, b->len);
 	bson_string_free(b, true);
-
-	if (remember && level == LOG_ERROR) {
-		bson_free(last_error);
-		char *full = err ? bson_strdup_printf("%s: %s", msg, err) : bson_strdup(msg);
-		last_error = log_redact(full);
-		bson_free(full);
-	}
+	if (remember && level == LOG_ERROR)
+		remember_error(rmsg, fields, nfields);
 	bson_free(rmsg);
 }
 
 #define MAX_FIELDS 24
 
-void log_emit(enum log_level level, const char *msg, ...)
+static void emit_va(enum log_level level, const char *msg, va_list ap, bool remember)
 {
 	struct log_field fields[MAX_FIELDS];
 	size_t n = 0;
-	va_list ap;
-	va_start(ap, msg);
 	for (;;) {
 		struct log_field f = va_arg(ap, struct log_field);
 		if (f.type == LF_END || n == MAX_FIELDS)
 			break;
 		fields[n++] = f;
 	}
+	emit(level, msg, fields, n, remember);
+}
+
+void log_summary(enum log_level level, const char *msg, ...)
+{
+	va_list ap;
+	va_start(ap, msg);
+	emit_va(level, msg, ap, false);
 	va_end(ap);
-	emit(level, msg, fields, n, true);
+}
+
+void log_emit(enum log_level level, const char *msg, ...)
+{
+	va_list ap;
+	va_start(ap, msg);
+	emit_va(level, msg, ap, true);
+	va_end(ap);
 }
 
 static void mongoc_handler(mongoc_log_level_t level, const char *domain, const char *message,

@@ -40,6 +40,10 @@ struct log_field {
 /* Fields end with F_END; the macros above add it. */
 void log_emit(enum log_level level, const char *msg, ...);
 
+/* Like log_emit, but never becomes the last error: for summaries that
+ * repeat an error already logged. Fields end with F_END. */
+void log_summary(enum log_level level, const char *msg, ...);
+
 void log_set_level(enum log_level level);
 void log_set_format(enum log_format format);
 bool log_enabled(enum log_level level);
@@ -56,7 +60,7 @@ void log_add_secret_n(const char *secret, size_t len);
 /* A newly allocated copy of s with every registered secret replaced. */
 char *log_redact(const char *s);
 
-/* The msg and error of the last ERROR line we logged, or NULL (redacted). */
+/* The last ERROR line we logged, as "msg key=value ...", redacted; or NULL. */
 const char *log_last_error(void);
 
 /* Sends libmongoc's own log output through this logger. */

@@ -6,8 +6,10 @@
 #include "log.h"
 #include "runner.h"
 #include "stop.h"
+#include "termination.h"
 
 #include <mongoc/mongoc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -43,15 +45,31 @@ static int setup_logging(void)
 	return 0;
 }
 
+/* What kubectl describe pod shows: the command, the outcome, and the state. */
+static void write_termination(const struct cli *cli, int rc, const char *status)
+{
+	const char *path = getenv("TERMINATION_MESSAGE_PATH");
+	char text[TERMINATION_MAX + 1];
+	const char *err = log_last_error();
+	snprintf(text, sizeof text, "migrate-init %s: %s (exit %d, retry can help: %s)%s%s%s%s\n",
+	         cli && cli->cmd_name[0] ? cli->cmd_name : "entrypoint", exit_meaning(rc), rc,
+	         exit_retry(rc), rc && err ? ": " : "", rc && err ? err : "", status[0] ? "; " : "",
+	         status);
+	termination_write(path && *path ? path : TERMINATION_DEFAULT_PATH, text);
+}
+
 static int run(int argc, char **argv)
 {
 	struct cli cli;
 	struct config c;
+	char status[256] = "";
 	int rc = setup_logging();
 	if (rc)
 		return rc;
-	if ((rc = cli_parse(argc, argv, &cli)))
+	if ((rc = cli_parse(argc, argv, &cli))) {
+		write_termination(NULL, rc, status);
 		return rc;
+	}
 	if (cli.help) {
 		cli_usage(stdout);
 		return 0;
@@ -67,8 +85,14 @@ static int run(int argc, char **argv)
 	if (cli.verbose)
 		log_set_level(LOG_DEBUG);
 	rc = config_load(&c, &cli);
-	if (rc == 0)
-		rc = cli.cmd == CMD_CREATE ? create_main(&cli) : runner_main(&cli, &c);
+	if (rc == 0 && cli.cmd == CMD_CREATE) {
+		rc = create_main(&cli);
+	} else if (rc == 0) {
+		stop_install(c.stop_grace_ms);
+		rc = runner_main(&cli, &c, status, sizeof status);
+	}
+	if (cli.cmd != CMD_CREATE)
+		write_termination(&cli, rc, status);
 	config_free(&c);
 	return rc;
 }
@@ -76,7 +100,7 @@ static int run(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-	stop_install();
+	signal(SIGPIPE, SIG_IGN);
 	mongoc_init();
 	log_capture_mongoc();
 	int rc = run(argc, argv);

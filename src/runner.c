@@ -5,9 +5,11 @@
 #include "lock.h"
 #include "log.h"
 #include "stop.h"
+#include "termination.h"
 #include "wait.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +21,8 @@ struct run {
 	struct db d;
 	struct lock l;
 	int64_t from, to;
+	bool known; /* from and to were read from the database */
+	bool dirty;
 	size_t applied;
 	int64_t started;
 };
@@ -195,12 +199,14 @@ static int run_step(struct run *r, const struct step *s)
 	if (rc)
 		return rc;
 	r->to = s->target;
+	r->dirty = true;
 	rc = run_body(r, s);
 	if (rc)
 		return rc;
 	rc = db_set_version(&r->d, s->target, false);
 	if (rc)
 		return rc;
+	r->dirty = false;
 	r->applied++;
 	log_info("migration applied", F_INT("version", s->version), F_STR("name", s->m->name),
 	         F_STR("direction", dir_name(s->dir)), F_INT("duration_ms", now_ms() - t0),
@@ -347,6 +353,8 @@ static int do_migrate(struct run *r)
 	if ((rc = db_get_version(&r->d, &r->from, &dirty)))
 		return rc;
 	r->to = r->from;
+	r->known = true;
+	r->dirty = dirty;
 	if (dirty)
 		return dirty_refusal(r->from);
 	struct plan p;
@@ -371,10 +379,15 @@ static int do_force(struct run *r)
 	int rc;
 	bool dirty;
 	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
-	    (rc = db_get_version(&r->d, &r->from, &dirty)) ||
-	    (rc = db_set_version(&r->d, v, false)))
+	    (rc = db_get_version(&r->d, &r->from, &dirty)))
+		return rc;
+	r->to = r->from;
+	r->known = true;
+	r->dirty = dirty;
+	if ((rc = db_set_version(&r->d, v, false)))
 		return rc;
 	r->to = v;
+	r->dirty = false;
 	log_info("version forced", F_INT("version", v), F_INT("previous_version", r->from),
 	         F_BOOL("previous_dirty", dirty));
 	return 0;
@@ -393,6 +406,8 @@ static int do_drop(struct run *r)
 		return rc;
 	r->l.held = false; /* the lock collection went with the database */
 	r->to = VERSION_NIL;
+	r->known = true;
+	r->dirty = false;
 	log_info("database dropped", F_STR("database", r->c->db_name));
 	return 0;
 }
@@ -404,6 +419,8 @@ static int do_version(struct run *r)
 	if ((rc = open_database(r)) || (rc = db_get_version(&r->d, &r->from, &dirty)))
 		return rc;
 	r->to = r->from;
+	r->known = true;
+	r->dirty = dirty;
 	if (r->from == VERSION_NIL)
 		printf("no migration\n");
 	else
@@ -412,20 +429,65 @@ static int do_version(struct run *r)
 	return 0;
 }
 
-static void summary(const struct run *r, int rc)
+static const char *command_name(const struct run *r)
 {
-	const char *cmd = r->cli->cmd_name[0] ? r->cli->cmd_name : "entrypoint";
-	log_emit(rc == 0 ? LOG_INFO : LOG_ERROR, "run finished", F_STR("command", cmd),
-	         F_INT("from_version", r->from), F_INT("to_version", r->to),
-	         F_INT("applied", r->applied), F_INT("duration_ms", now_ms() - r->started),
-	         F_STR("result", rc == 0 ? "ok" : exit_meaning(rc)), F_INT("exit_code", rc), F_END);
+	return r->cli->cmd_name[0] ? r->cli->cmd_name : "entrypoint";
 }
 
-int runner_main(const struct cli *cli, struct config *c)
+/* "database at version 3 (dirty)", for the summary and termination message. */
+static void describe_state(const struct run *r, char *out, size_t len)
+{
+	if (!r->known)
+		snprintf(out, len, "database version unknown");
+	else if (r->to == VERSION_NIL)
+		snprintf(out, len, "database has no version%s", r->dirty ? " (dirty)" : "");
+	else
+		snprintf(out, len, "database at version %" PRId64 " (%s)", r->to,
+		         r->dirty ? "dirty" : "clean");
+}
+
+static void summary(const struct run *r, int rc, char *status, size_t len)
+{
+	char state[96];
+	describe_state(r, state, sizeof state);
+	snprintf(status, len, "%zu migration(s) applied; %s", r->applied, state);
+	log_summary(
+	    rc == 0 ? LOG_INFO : LOG_ERROR, "run finished", F_STR("command", command_name(r)),
+	    F_INT("from_version", r->from), F_INT("to_version", r->to), F_BOOL("dirty", r->dirty),
+	    F_INT("applied", r->applied), F_INT("duration_ms", now_ms() - r->started),
+	    F_STR("result", rc == 0 ? "ok" : exit_meaning(rc)), F_INT("exit_code", rc), F_END);
+}
+
+/*
+ * The watchdog's last resort when the grace period after SIGTERM ends with
+ * a migration still running: release our lock over a connection of our
+ * own, so that the next pod need not wait, and leave word of what happened.
+ */
+static void abort_run(void *arg, int sig)
+{
+	struct run *r = arg;
+	char state[96], text[512];
+	if (r->l.held)
+		lock_release_detached(r->c, r->l.token);
+	describe_state(r, state, sizeof state);
+	snprintf(text, sizeof text,
+	         "migrate-init %s: stopped by signal %d; the grace period ended while a "
+	         "migration was running (exit %d, retry can help: yes); %s\n",
+	         command_name(r), sig, EXIT_SIGNAL_BASE + sig, state);
+	termination_write(getenv("TERMINATION_MESSAGE_PATH") ? getenv("TERMINATION_MESSAGE_PATH")
+	                                                     : TERMINATION_DEFAULT_PATH,
+	                  text);
+	log_summary(LOG_ERROR, "aborted: grace period over with a migration running",
+	            F_INT("signal", sig), F_INT("to_version", r->to), F_BOOL("dirty", r->dirty),
+	            F_INT("exit_code", EXIT_SIGNAL_BASE + sig), F_END);
+}
+
+int runner_main(const struct cli *cli, struct config *c, char *status, size_t len)
 {
 	struct run r = {
 	    .cli = cli, .c = c, .from = VERSION_NIL, .to = VERSION_NIL, .started = now_ms()};
 	int rc = config_load_database(c, cli);
+	stop_set_abort(abort_run, &r);
 	if (rc == 0) {
 		switch (cli->cmd) {
 		case CMD_FORCE:
@@ -441,11 +503,13 @@ int runner_main(const struct cli *cli, struct config *c)
 			rc = do_migrate(&r);
 		}
 	}
+	if (rc == 0 && stop_requested())
+		rc = EXIT_SIGNAL_BASE + stop_requested();
 	int rel = lock_release(&r.l);
 	if (rc == 0)
 		rc = rel;
-	if (cli->cmd != CMD_VERSION || rc != 0)
-		summary(&r, rc);
+	stop_set_abort(NULL, NULL);
+	summary(&r, rc, status, len);
 	db_close(&r.d);
 	source_free(&r.src);
 	return rc;

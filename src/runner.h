@@ -38,7 +38,8 @@ int runner_plan(const struct source *src, int64_t cur, enum run_kind kind, int64
                 struct plan *p);
 void plan_free(struct plan *p);
 
-/* Runs the parsed command line. Returns the process exit code. */
-int runner_main(const struct cli *cli, struct config *c);
+/* Runs the parsed command line. Returns the process exit code; status gets
+ * what was applied and the state left, for the termination message. */
+int runner_main(const struct cli *cli, struct config *c, char *status, size_t len);
 
 #endif

@@ -1,20 +1,88 @@
 #include "stop.h"
 
+#include "exitcode.h"
+
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_signal;
+static int wake_pipe[2] = {-1, -1};
+static int64_t grace;
+static pthread_mutex_t abort_mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*abort_fn)(void *, int);
+static void *abort_arg;
 
 static void on_signal(int sig)
 {
+	int saved = errno;
 	if (!stop_signal)
 		stop_signal = sig;
+	if (wake_pipe[1] >= 0) {
+		char c = 1;
+		ssize_t n = write(wake_pipe[1], &c, 1);
+		(void)n;
+	}
+	errno = saved;
 }
 
-void stop_install(void)
+int64_t now_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *watchdog(void *unused)
+{
+	(void)unused;
+	char c;
+	while (read(wake_pipe[0], &c, 1) < 0 && errno == EINTR)
+		;
+	/* Wait out the grace period, or until a second signal. */
+	int64_t end = now_ms() + grace;
+	for (;;) {
+		int64_t left = end - now_ms();
+		if (left <= 0)
+			break;
+		struct pollfd p = {.fd = wake_pipe[0], .events = POLLIN};
+		if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) > 0)
+			break;
+	}
+	pthread_mutex_lock(&abort_mu);
+	if (abort_fn)
+		abort_fn(abort_arg, stop_signal);
+	_exit(EXIT_SIGNAL_BASE + stop_signal);
+	return NULL;
+}
+
+void stop_install(int64_t grace_ms)
+{
+	grace = grace_ms;
+	if (pipe(wake_pipe) == 0) {
+		fcntl(wake_pipe[0], F_SETFD, FD_CLOEXEC);
+		fcntl(wake_pipe[1], F_SETFD, FD_CLOEXEC);
+		fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
+		pthread_t t;
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		/* The watchdog must not take a signal meant for the main thread's
+		 * sleeps; block them while it is created so it inherits the mask. */
+		sigset_t all, old;
+		sigemptyset(&all);
+		sigaddset(&all, SIGTERM);
+		sigaddset(&all, SIGINT);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		pthread_create(&t, &attr, watchdog, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -26,16 +94,17 @@ void stop_install(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+void stop_set_abort(void (*fn)(void *arg, int sig), void *arg)
+{
+	pthread_mutex_lock(&abort_mu);
+	abort_fn = fn;
+	abort_arg = arg;
+	pthread_mutex_unlock(&abort_mu);
+}
+
 int stop_requested(void)
 {
 	return stop_signal;
-}
-
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void stop_sleep_ms(int64_t ms)
