@@ -24,6 +24,10 @@ static int parse_flags(int argc, char **argv, int *i, const struct flag *flags, 
 		const char *a = argv[*i];
 		if (a[0] != '-' || a[1] == '\0')
 			return 0;
+		/* Go would take "force -1" for an unknown flag -1; a negative
+		 * number is never a flag of ours, so let it through. */
+		if (strspn(a + 1, "0123456789") == strlen(a + 1))
+			return 0;
 		if (strcmp(a, "--") == 0) {
 			(*i)++;
 			return 0;

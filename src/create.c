@@ -117,7 +117,7 @@ void go_time_format(const char *l, const struct tm *tm, long nsec, char *out, si
 			putf(&o, end, 2, '0', v[l[1] - '1']);
 			l += 2;
 		} else if (starts(l, "15")) {
-			putf(&o, end, 0, '0', (long)tm->tm_hour);
+			putf(&o, end, 2, '0', (long)tm->tm_hour);
 			l += 2;
 		} else if (*l >= '1' && *l <= '5') {
 			long v[] = {tm->tm_mon + 1L, tm->tm_mday, h12, tm->tm_min, tm->tm_sec};

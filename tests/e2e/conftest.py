@@ -22,10 +22,14 @@ Rules enforced here for every test:
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
+import bson
 import pymongo
 import pytest
 from bson.codec_options import CodecOptions
@@ -140,11 +144,17 @@ def _run(binary, args, env=None, input=None, timeout=60, cwd=None):
     return Result(argv, p.returncode, p.stdout, p.stderr)
 
 
+# Arguments after which migrate-init legitimately prints on stdout.
+OUTPUT_COMMANDS = {"version", "create", "-version", "--version", "-help", "--help", "-h"}
+
+
 def check_mi_output(res, env):
     """Invariants for every migrate-init run."""
     assert CANARY_PASSWORD not in res.stdout, f"canary password leaked on stdout: {res!r}"
     assert CANARY_PASSWORD not in res.stderr, f"canary password leaked on stderr: {res!r}"
-    if env and "LOG_FORMAT" in env:
+    if not any(a in OUTPUT_COMMANDS for a in res.args[1:]):
+        assert res.stdout == "", f"nothing but command output may go to stdout: {res!r}"
+    if env and str(env.get("LOG_FORMAT", "json")).lower() != "json":
         return
     for line in res.stderr.splitlines():
         try:
@@ -386,10 +396,218 @@ def index_names(db, coll="items"):
 
 
 def applied_logs(res, direction=None):
-    """Log records of applied migrations (those with version, name, direction, duration_ms)."""
+    """Log records of applied migrations (non-error records with version, name, direction, duration_ms)."""
     out = []
     for rec in res.logs:
+        if str(rec.get("level", "")).lower() in ("error", "fatal"):
+            continue
         if all(k in rec for k in ("version", "name", "direction", "duration_ms")):
             if direction is None or rec["direction"] == direction:
                 out.append(rec)
     return out
+
+
+# --------------------------------------------------------------------------
+# A recording (and optionally stalling) TCP relay in front of the real FerretDB.
+# Not a mock: every byte goes to FerretDB and back unchanged. It lets a test see
+# the exact commands a tool sends, or hold one command to look at the database
+# (e.g. the lock) while a run is in progress.
+
+
+class RecordingRelay:
+    """127.0.0.1:self.port -> FerretDB; records client OP_MSG commands.
+
+    commands: list of (body_raw_bytes, {identifier: [raw docs]}), one per OP_MSG.
+    stall_insert_into: a collection name; the first insert into it is held
+    (self.stalled is set) until self.release is set.
+    """
+
+    def __init__(self, upstream_port, stall_insert_into=None):
+        self.upstream = upstream_port
+        self.commands = []
+        self.lock = threading.Lock()
+        self.stall_coll = stall_insert_into
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, dbname, **query):
+        u = f"mongodb://127.0.0.1:{self.port}/{dbname}"
+        if query:
+            u += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        return u
+
+    def close(self):
+        self.closed = True
+        self.release.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                c.close()
+                continue
+            threading.Thread(target=self._client_to_server, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._copy, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def _close_both(a, b):
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _copy(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close_both(src, dst)
+
+    def _client_to_server(self, src, dst):
+        buf = b""
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 4 and len(buf) >= struct.unpack("<i", buf[:4])[0]:
+                    n = struct.unpack("<i", buf[:4])[0]
+                    msg, buf = buf[:n], buf[n:]
+                    cmd = self._record(msg)
+                    if cmd is not None and self._should_stall(cmd):
+                        self.stalled.set()
+                        self.release.wait(60)
+                    dst.sendall(msg)
+        except OSError:
+            pass
+        finally:
+            self._close_both(src, dst)
+
+    def _should_stall(self, body):
+        if not self.stall_coll or self.stalled.is_set():
+            return False
+        doc = bson.decode(body, CodecOptions(document_class=RawBSONDocument))
+        keys = list(doc.keys())
+        return bool(keys) and keys[0] == "insert" and doc["insert"] == self.stall_coll
+
+    def _record(self, msg):
+        opcode = struct.unpack("<i", msg[12:16])[0]
+        if opcode != 2013:  # OP_MSG only
+            return None
+        flags = struct.unpack("<I", msg[16:20])[0]
+        end = len(msg) - (4 if flags & 1 else 0)
+        pos, body, seqs = 20, None, {}
+        while pos < end:
+            kind = msg[pos]
+            pos += 1
+            if kind == 0:
+                n = struct.unpack("<i", msg[pos : pos + 4])[0]
+                body = msg[pos : pos + n]
+                pos += n
+            elif kind == 1:
+                size = struct.unpack("<i", msg[pos : pos + 4])[0]
+                sec_end = pos + size
+                z = msg.index(b"\0", pos + 4)
+                ident = msg[pos + 4 : z].decode()
+                p = z + 1
+                docs = []
+                while p < sec_end:
+                    n = struct.unpack("<i", msg[p : p + 4])[0]
+                    docs.append(msg[p : p + n])
+                    p += n
+                seqs[ident] = docs
+                pos = sec_end
+            else:
+                return None
+        if body is None:
+            return None
+        with self.lock:
+            self.commands.append((body, seqs))
+        return body
+
+    def inserted(self, coll):
+        """Raw documents of every insert command into coll (body array or kind-1 sequence)."""
+        out = []
+        with self.lock:
+            cmds = list(self.commands)
+        for body, seqs in cmds:
+            doc = bson.decode(body, CodecOptions(document_class=RawBSONDocument))
+            keys = list(doc.keys())
+            if not keys or keys[0] != "insert" or doc["insert"] != coll:
+                continue
+            if "documents" in seqs:
+                out.extend(seqs["documents"])
+            else:
+                out.extend(bytes(d.raw) for d in doc["documents"])
+        return out
+
+
+@pytest.fixture
+def relay_factory(ferretdb):
+    """relay_factory(stall_insert_into=None) -> RecordingRelay, closed after the test."""
+    relays = []
+
+    def make(**kw):
+        r = RecordingRelay(ferretdb, **kw)
+        relays.append(r)
+        return r
+
+    yield make
+    for r in relays:
+        r.close()
+
+
+def popen_mi(args, env=None):
+    """Start migrate-init in the background (stdin not a tty). Finish with finish_mi()."""
+    problem = mi_binary_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    argv = [str(MI_BIN)] + [str(a) for a in args]
+    p = subprocess.Popen(argv, env=clean_env(env), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.mi_argv, p.mi_env = argv, env
+    return p
+
+
+def popen_gm(args, env=None):
+    argv = [str(GM_BIN)] + [str(a) for a in args]
+    p = subprocess.Popen(argv, env=clean_env(env), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.mi_argv, p.mi_env = argv, env
+    return p
+
+
+def finish(p, timeout=30, check_mi=False):
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    res = Result(p.mi_argv, p.returncode, out, err)
+    if check_mi:
+        check_mi_output(res, p.mi_env)
+    return res

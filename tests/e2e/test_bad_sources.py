@@ -8,7 +8,7 @@ applied (golang-migrate would apply 1 and 2 first: a deliberate difference).
 
 import pytest
 
-from conftest import items, run_gm, run_mi, state, user_collections, write_migrations, write_standard
+from conftest import CANARY_PASSWORD, items, run_gm, run_mi, state, user_collections, write_migrations, write_standard
 
 BAD_BODIES = {
     "malformed_json": '[{"insert": "items", "documents": [{"_id": 3}]}',
@@ -105,9 +105,12 @@ def test_missing_directory(db_url, db, tmp_path):
     assert_untouched(db)
 
 
-def test_missing_directory_via_env(db_url, db, tmp_path):
-    res = run_mi([], env={"DATABASE_URL": db_url, "MIGRATION_DIR": tmp_path / "nope"})
+def test_missing_directory_via_env(ferretdb, dbname, db, tmp_path):
+    """Entrypoint mode, password in DATABASE_URL (run_mi checks it never shows up)."""
+    url = f"mongodb://u:{CANARY_PASSWORD}@127.0.0.1:{ferretdb}/{dbname}?authMechanism=PLAIN"
+    res = run_mi([], env={"DATABASE_URL": url, "MIGRATION_DIR": tmp_path / "nope"})
     assert res.returncode == 3, res
+    assert "nope" in res.stderr, res
     assert_untouched(db)
 
 

@@ -154,3 +154,32 @@ def test_create_without_name_is_usage_error(tmp_path):
     res = run_mi(["create", "-ext", "json", "-dir", tmp_path / "m", "-seq"])
     assert res.returncode == 2, res
     assert names(tmp_path / "m") == []
+
+
+def _zone_with_local_hour(target):
+    """An Etc/GMT zone in which the local hour is `target` right now (padding checks)."""
+    import datetime
+
+    h = datetime.datetime.utcnow().hour
+    off = ((target - h + 12) % 24) - 12  # -12..11 hours east of UTC
+    if off == 0:
+        return "UTC"
+    return f"Etc/GMT-{off}" if off > 0 else f"Etc/GMT+{-off}"  # POSIX sign is inverted
+
+
+@pytest.mark.parametrize(
+    "layout,local_hour,expect_suffix",
+    [
+        ("2006010215", 3, ("03", "04")),  # 24-hour, zero padded
+        ("2006010203", 15, ("03", "04")),  # 12-hour, zero padded
+        ("06010215", 9, ("09", "10")),  # two-digit year
+    ],
+    ids=["hour24-padded", "hour12-padded", "two-digit-year"],
+)
+def test_timestamp_layout_padding(tmp_path, layout, local_hour, expect_suffix):
+    """Deterministic: the zone is picked so that the hour needs zero padding now."""
+    tz = _zone_with_local_hour(local_hour)
+    before, mine, after = _sandwich(tmp_path, ["-ext", "json", "-format", layout, "-tz", tz])
+    assert mine in (before, after), f"-tz {tz}: golang-migrate {before} / {after}, migrate-init {mine}"
+    assert _version(mine).endswith(expect_suffix), (tz, mine)
+    assert len(_version(mine)) == len(layout)

@@ -16,9 +16,6 @@ Two things cannot go through FerretDB v1 storage and get their own tests:
 """
 
 import datetime
-import socket
-import struct
-import threading
 
 import bson
 from bson.codec_options import CodecOptions
@@ -133,121 +130,7 @@ def test_relaxed_date_matches_canonical(tmp_path, new_db):
     assert_same_docs(a, b)
 
 
-# --------------------------------------------------------------------------
-# Recording relay for what FerretDB cannot store.
-
-
-class RecordingRelay:
-    """TCP relay 127.0.0.1:port -> FerretDB that records client OP_MSG sections.
-
-    commands: list of (body_raw_bytes, {identifier: [raw docs]}) per OP_MSG.
-    """
-
-    def __init__(self, upstream_port):
-        self.upstream = upstream_port
-        self.commands = []
-        self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.upstream))
-            except OSError:
-                c.close()
-                continue
-            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
-
-    def _pump(self, src, dst, record):
-        buf = b""
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if record:
-                    buf += data
-                    while len(buf) >= 4 and len(buf) >= struct.unpack("<i", buf[:4])[0]:
-                        n = struct.unpack("<i", buf[:4])[0]
-                        self._record(buf[:n])
-                        buf = buf[n:]
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-
-    def _record(self, msg):
-        opcode = struct.unpack("<i", msg[12:16])[0]
-        if opcode != 2013:  # OP_MSG only
-            return
-        flags = struct.unpack("<I", msg[16:20])[0]
-        end = len(msg) - (4 if flags & 1 else 0)
-        pos, body, seqs = 20, None, {}
-        while pos < end:
-            kind = msg[pos]
-            pos += 1
-            if kind == 0:
-                n = struct.unpack("<i", msg[pos : pos + 4])[0]
-                body = msg[pos : pos + n]
-                pos += n
-            elif kind == 1:
-                size = struct.unpack("<i", msg[pos : pos + 4])[0]
-                sec_end = pos + size
-                z = msg.index(b"\0", pos + 4)
-                ident = msg[pos + 4 : z].decode()
-                p = z + 1
-                docs = []
-                while p < sec_end:
-                    n = struct.unpack("<i", msg[p : p + 4])[0]
-                    docs.append(msg[p : p + n])
-                    p += n
-                seqs[ident] = docs
-                pos = sec_end
-            else:
-                return
-        if body is not None:
-            with self.lock:
-                self.commands.append((body, seqs))
-
-    def inserted(self, coll):
-        """Raw documents of every insert command into coll (body array or kind-1 sequence)."""
-        out = []
-        with self.lock:
-            cmds = list(self.commands)
-        for body, seqs in cmds:
-            doc = bson.decode(body, RAW)
-            keys = list(doc.keys())
-            if not keys or keys[0] != "insert" or doc["insert"] != coll:
-                continue
-            if "documents" in seqs:
-                out.extend(seqs["documents"])
-            else:
-                out.extend(bytes(d.raw) for d in doc["documents"])
-        return out
-
-
-def test_decimal_and_special_doubles_on_the_wire(tmp_path, ferretdb, new_db, request):
+def test_decimal_and_special_doubles_on_the_wire(tmp_path, relay_factory, new_db):
     docs = r"""
  {"_id": "dec1", "v": {"$numberDecimal": "1.5"}},
  {"_id": "dec2", "v": {"$numberDecimal": "-0.000123E+10"}},
@@ -259,10 +142,9 @@ def test_decimal_and_special_doubles_on_the_wire(tmp_path, ferretdb, new_db, req
  {"_id": "negzero", "v": {"$numberDouble": "-0.0"}, "w": -0.0}
 """
     migdir = write_migrations(tmp_path / "m", {"1_dec.up.json": migration_body(docs, "dec_t")})
-    relay = RecordingRelay(ferretdb)
-    request.addfinalizer(relay.close)
-    url_a = f"mongodb://127.0.0.1:{relay.port}/{new_db()[0]}"
-    url_b = f"mongodb://127.0.0.1:{relay.port}/{new_db()[0]}"
+    relay = relay_factory()
+    url_a = relay.url(new_db()[0])
+    url_b = relay.url(new_db()[0])
 
     # FerretDB drops the connection on Decimal128: both tools fail, that is expected here.
     run_gm(["-path", migdir, "-database", url_a, "up"], timeout=60)

@@ -8,6 +8,9 @@ import datetime
 
 from conftest import (
     applied_logs,
+    finish,
+    popen_gm,
+    popen_mi,
     items,
     lock_free,
     raw_collection,
@@ -250,3 +253,64 @@ def test_stale_lock_blocks_both_tools(ferret_url, dbname, db, migdir):
     ok(mi(migdir, url, "up"))
     ok(gm(migdir, url, "down", "1"))
     assert state(db) == [{"version": 3, "dirty": False}]
+
+
+# A real run holding the lock: a relay holds the run's first insert into
+# "slow" (a migration command, after the lock is taken and the state set to
+# dirty) while the other tool tries to run against FerretDB directly.
+
+SLOW = {
+    "1_slow.up.json": [{"insert": "slow", "documents": [{"_id": 1}]}],
+    "1_slow.down.json": [{"drop": "slow"}],
+}
+SHORT_LOCK = {"x-advisory-lock-timeout": "1", "x-advisory-lock-timeout-interval": "1"}
+
+
+def test_migrate_init_lock_excludes_golang_migrate(relay_factory, ferret_url, dbname, db, migdir):
+    write_migrations(migdir, SLOW)
+    relay = relay_factory(stall_insert_into="slow")
+    p = popen_mi(["-path", migdir, "-database", relay.url(dbname), "up"])
+    try:
+        assert relay.stalled.wait(20), "migrate-init never reached the migration's insert"
+        held = list(db["migrate_advisory_lock"].find({"locking_key": 0}))
+        assert len(held) == 1, held
+        assert state(db) == [{"version": 1, "dirty": True}]
+
+        url = ferret_url(dbname, **SHORT_LOCK)
+        res = run_gm(["-path", migdir, "-database", url, "-lock-timeout", "2", "up"], timeout=40)
+        assert res.returncode != 0, res
+        assert "can't acquire lock" in res.stderr, res
+        assert "slow" not in db.list_collection_names()
+        assert state(db) == [{"version": 1, "dirty": True}]
+    finally:
+        relay.release.set()
+        res = finish(p, check_mi=True)
+    assert res.returncode == 0, res
+    assert state(db) == [{"version": 1, "dirty": False}]
+    assert [d["_id"] for d in db["slow"].find()] == [1]
+    assert lock_free(db)
+
+
+def test_golang_migrate_lock_excludes_migrate_init(relay_factory, ferret_url, dbname, db, migdir):
+    write_migrations(migdir, SLOW)
+    relay = relay_factory(stall_insert_into="slow")
+    p = popen_gm(["-path", migdir, "-database", relay.url(dbname), "up"])
+    try:
+        assert relay.stalled.wait(20), "golang-migrate never reached the migration's insert"
+        assert db["migrate_advisory_lock"].count_documents({"locking_key": 0}) == 1
+
+        url = ferret_url(dbname, **SHORT_LOCK)
+        res = run_mi(["-path", migdir, "-database", url, "-lock-timeout", "1", "up"], timeout=40)
+        assert res.returncode == 6, res
+        assert "slow" not in db.list_collection_names()
+        assert state(db) == [{"version": 1, "dirty": True}]
+        # we must not have removed golang-migrate's lock
+        assert db["migrate_advisory_lock"].count_documents({"locking_key": 0}) == 1
+    finally:
+        relay.release.set()
+        res = finish(p)
+    assert res.returncode == 0, res
+    assert state(db) == [{"version": 1, "dirty": False}]
+    res = run_mi(["-path", migdir, "-database", ferret_url(dbname), "up"])
+    assert res.returncode == 0, res
+    assert lock_free(db)
