@@ -98,6 +98,9 @@ static const struct {
      "\t   Use -seq option to generate sequential up/down migrations with N digits.\n"
      "\t   Use -format option to specify a Go time format string.\n"
      "\t   Use -tz option to specify the timezone used for timestamps (default: UTC)."},
+    {"unlock", CMD_UNLOCK,
+     "unlock [-force]    Remove an expired lock (a dead runner's)\n"
+     "\tUse -force to remove the lock even if it has not expired"},
 };
 
 const char *cli_command_usage(enum command cmd)
@@ -151,6 +154,9 @@ static int parse_command_flags(int argc, char **argv, int *i, struct cli *c)
 		break;
 	case CMD_DROP:
 		f[n++] = (struct flag){"f", &c->drop_force, NULL};
+		break;
+	case CMD_UNLOCK:
+		f[n++] = (struct flag){"force", &c->unlock_force, NULL};
 		break;
 	case CMD_CREATE:
 		f[n++] = (struct flag){"ext", NULL, &c->ext};

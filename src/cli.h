@@ -18,6 +18,7 @@ enum command {
 	CMD_VERSION,
 	CMD_DROP,
 	CMD_CREATE,
+	CMD_UNLOCK,
 };
 
 struct cli {
@@ -39,8 +40,9 @@ struct cli {
 	char **args;
 	int nargs;
 
-	bool down_all;   /* down -all */
-	bool drop_force; /* drop -f */
+	bool down_all;     /* down -all */
+	bool drop_force;   /* drop -f */
+	bool unlock_force; /* unlock -force */
 
 	/* create */
 	const char *ext;

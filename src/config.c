@@ -277,6 +277,8 @@ int config_load(struct config *c, const struct cli *cli)
 	c->retry_max_interval_ms = 10000;
 	c->lock_timeout_ms = 15000;
 	c->lock_interval_ms = 10000;
+	c->lock_lease_ms = 30000;
+	c->lock_stale_after_ms = 600000;
 	c->migrations_collection = bson_strdup("schema_migrations");
 	c->lock_collection = bson_strdup("migrate_advisory_lock");
 	c->advisory_locking = true;
@@ -303,8 +305,13 @@ int config_load(struct config *c, const struct cli *cli)
 	if (c->retry_max_interval_ms < c->retry_interval_ms)
 		c->retry_max_interval_ms = c->retry_interval_ms;
 
-	if ((rc = load_duration("LOCK_TIMEOUT", &c->lock_timeout_ms, true)))
+	if ((rc = load_duration("LOCK_TIMEOUT", &c->lock_timeout_ms, true)) ||
+	    (rc = load_duration("LOCK_LEASE", &c->lock_lease_ms, false)) ||
+	    (rc = load_duration("LOCK_STALE_AFTER", &c->lock_stale_after_ms, true)))
 		return rc;
+	if (c->lock_lease_ms < 300)
+		return bad_value("LOCK_LEASE", env("LOCK_LEASE"),
+		                 "must be at least 300ms: the heartbeat renews every third of it");
 	if (cli->lock_timeout) {
 		uint64_t n;
 		if (!parse_uint(cli->lock_timeout, UINT32_MAX, &n))

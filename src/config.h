@@ -22,8 +22,10 @@ struct config {
 	char *lock_collection;
 	bool transaction_mode;
 	bool advisory_locking;
-	int64_t lock_timeout_ms;  /* min of -lock-timeout and x-advisory-lock-timeout */
-	int64_t lock_interval_ms; /* cap of the lock backoff */
+	int64_t lock_timeout_ms;     /* min of -lock-timeout and x-advisory-lock-timeout */
+	int64_t lock_interval_ms;    /* x-advisory-lock-timeout-interval, accepted */
+	int64_t lock_lease_ms;       /* LOCK_LEASE */
+	int64_t lock_stale_after_ms; /* LOCK_STALE_AFTER: a golang-migrate lock; 0 never */
 
 	/* Waiting for the database. */
 	int64_t max_retries;

@@ -49,6 +49,23 @@ bool db_ping(struct db *d, bson_error_t *err)
 	return ok;
 }
 
+bool db_server_time(struct db *d, int64_t *ms, bson_error_t *err)
+{
+	bson_t cmd = BSON_INITIALIZER, reply;
+	BSON_APPEND_INT32(&cmd, "hello", 1);
+	bool ok = mongoc_client_command_simple(d->client, "admin", &cmd, NULL, &reply, err);
+	bson_iter_t it;
+	if (ok && bson_iter_init_find(&it, &reply, "localTime") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
+		*ms = bson_iter_date_time(&it);
+	} else if (ok) {
+		bson_set_error(err, MONGOC_ERROR_SERVER, 0, "hello reply has no localTime");
+		ok = false;
+	}
+	bson_destroy(&reply);
+	bson_destroy(&cmd);
+	return ok;
+}
+
 static bool has_substr(const char *s, const char *const *needles)
 {
 	for (; *needles; needles++)

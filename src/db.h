@@ -30,6 +30,10 @@ void db_close(struct db *d);
 /* One connection attempt and ping. */
 bool db_ping(struct db *d, bson_error_t *err);
 
+/* The server's clock (hello.localTime), in ms since the epoch: the one
+ * clock every runner agrees on. */
+bool db_server_time(struct db *d, int64_t *ms, bson_error_t *err);
+
 /* Reads the state. 0, or an exit code after logging why. */
 int db_get_version(struct db *d, int64_t *version, bool *dirty);
 int db_set_version(struct db *d, int64_t version, bool dirty);

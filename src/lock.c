@@ -4,10 +4,13 @@
 #include "log.h"
 #include "stop.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOCK_INDEX "lock_unique_key"
@@ -30,7 +33,7 @@ static void random_token(char out[33])
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-static int ensure_index(struct lock *l, const struct config *c)
+static int ensure_index(struct db *d, const struct config *c)
 {
 	bson_t cmd = BSON_INITIALIZER, indexes, index, key;
 	BSON_APPEND_UTF8(&cmd, "createIndexes", c->lock_collection);
@@ -44,7 +47,7 @@ static int ensure_index(struct lock *l, const struct config *c)
 	bson_append_document_end(&indexes, &index);
 	bson_append_array_end(&cmd, &indexes);
 	bson_error_t err;
-	bool ok = db_run_command(l->d, &cmd, NULL, &err);
+	bool ok = db_run_command(d, &cmd, NULL, &err);
 	bson_destroy(&cmd);
 	if (!ok) {
 		log_error("cannot create the lock index", F_STR("collection", c->lock_collection),
@@ -54,86 +57,302 @@ static int ensure_index(struct lock *l, const struct config *c)
 	return 0;
 }
 
-/* Logs who holds the lock, from its document. */
-static void log_holder(struct lock *l, const char *msg)
+/* What we know of the lock document someone holds. */
+struct holder {
+	bool found;
+	bson_oid_t id;
+	bool has_id;
+	char who[128], host[128], token[33];
+	int64_t pid;
+	int64_t created_at, renewed_at, lease_ms; /* server-clock ms; 0 when absent */
+	bool ours;                                /* written by migrate-init (has a lease) */
+};
+
+static void copy_utf8(bson_iter_t *it, char *out, size_t len)
 {
+	if (BSON_ITER_HOLDS_UTF8(it))
+		snprintf(out, len, "%s", bson_iter_utf8(it, NULL));
+}
+
+static bool read_holder(mongoc_collection_t *coll, struct holder *h, bson_error_t *err)
+{
+	memset(h, 0, sizeof *h);
 	bson_t filter = BSON_INITIALIZER;
 	BSON_APPEND_INT32(&filter, "locking_key", 0);
-	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(l->coll, &filter, NULL, NULL);
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, NULL, NULL);
 	const bson_t *doc;
-	const char *host = "unknown", *owner = NULL;
-	int64_t pid = 0, since = 0;
-	if (mongoc_cursor_next(cur, &doc)) {
-		bson_iter_t it;
-		if (bson_iter_init(&it, doc)) {
-			while (bson_iter_next(&it)) {
-				const char *k = bson_iter_key(&it);
-				if (strcmp(k, "hostname") == 0 && BSON_ITER_HOLDS_UTF8(&it))
-					host = bson_iter_utf8(&it, NULL);
-				else if (strcmp(k, "owner") == 0 && BSON_ITER_HOLDS_UTF8(&it))
-					owner = bson_iter_utf8(&it, NULL);
-				else if (strcmp(k, "pid") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
-					pid = bson_iter_as_int64(&it);
-				else if (strcmp(k, "created_at") == 0 &&
-				         BSON_ITER_HOLDS_DATE_TIME(&it))
-					since = bson_iter_date_time(&it);
+	bson_iter_t it;
+	if (mongoc_cursor_next(cur, &doc) && bson_iter_init(&it, doc)) {
+		h->found = true;
+		while (bson_iter_next(&it)) {
+			const char *k = bson_iter_key(&it);
+			if (strcmp(k, "_id") == 0 && BSON_ITER_HOLDS_OID(&it)) {
+				bson_oid_copy(bson_iter_oid(&it), &h->id);
+				h->has_id = true;
+			} else if (strcmp(k, "hostname") == 0) {
+				copy_utf8(&it, h->host, sizeof h->host);
+			} else if (strcmp(k, "owner") == 0) {
+				copy_utf8(&it, h->who, sizeof h->who);
+			} else if (strcmp(k, "token") == 0) {
+				copy_utf8(&it, h->token, sizeof h->token);
+			} else if (strcmp(k, "pid") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+				h->pid = bson_iter_as_int64(&it);
+			} else if (strcmp(k, "created_at") == 0 && BSON_ITER_HOLDS_DATE_TIME(&it)) {
+				h->created_at = bson_iter_date_time(&it);
+			} else if (strcmp(k, "renewed_at") == 0 && BSON_ITER_HOLDS_DATE_TIME(&it)) {
+				h->renewed_at = bson_iter_date_time(&it);
+			} else if (strcmp(k, "lease_ms") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+				h->lease_ms = bson_iter_as_int64(&it);
 			}
 		}
+		h->ours = h->token[0] && h->renewed_at && h->lease_ms > 0;
+		if (!h->who[0])
+			snprintf(h->who, sizeof h->who, "%s", h->host[0] ? h->host : "unknown");
 	}
-	log_info(msg, F_STR("holder", owner ? owner : host), F_STR("holder_host", host),
-	         F_INT("holder_pid", pid), F_INT("held_since_unix_ms", since));
+	bool ok = !mongoc_cursor_error(cur, err);
 	mongoc_cursor_destroy(cur);
 	bson_destroy(&filter);
+	return ok;
+}
+
+/* How long ago (server clock) the holder's lease ran out; < 0: not yet,
+ * or never for a golang-migrate lock when LOCK_STALE_AFTER is 0. */
+static int64_t expired_for(const struct holder *h, const struct config *c, int64_t now)
+{
+	if (h->ours)
+		return now - (h->renewed_at + h->lease_ms);
+	if (c->lock_stale_after_ms == 0 || h->created_at == 0)
+		return -1;
+	return now - (h->created_at + c->lock_stale_after_ms);
+}
+
+static void log_holder(const struct holder *h, const struct config *c, const char *msg)
+{
+	int64_t expires = h->ours ? h->renewed_at + h->lease_ms
+	                          : (c->lock_stale_after_ms && h->created_at
+	                                 ? h->created_at + c->lock_stale_after_ms
+	                                 : 0);
+	char since[40] = "", until[40] = "never";
+	struct tm tm;
+	time_t t;
+	if (h->created_at) {
+		t = (time_t)(h->created_at / 1000);
+		gmtime_r(&t, &tm);
+		strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	if (expires) {
+		t = (time_t)(expires / 1000);
+		gmtime_r(&t, &tm);
+		strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	log_info(msg, F_STR("holder", h->who), F_STR("holder_host", h->host),
+	         F_INT("holder_pid", h->pid), F_STR("since", since), F_STR("expires", until),
+	         F_STR("holder_tool", h->ours ? "migrate-init" : "golang-migrate"));
+}
+
+static void append_lock_fields(bson_t *doc, const struct lock *l, int64_t now)
+{
+	char host[256] = "unknown";
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	BSON_APPEND_INT32(doc, "locking_key", 0);
+	BSON_APPEND_INT32(doc, "pid", (int32_t)getpid());
+	BSON_APPEND_UTF8(doc, "hostname", host);
+	BSON_APPEND_DATE_TIME(doc, "created_at", now);
+	BSON_APPEND_UTF8(doc, "owner", l->c->owner);
+	BSON_APPEND_UTF8(doc, "token", l->token);
+	BSON_APPEND_UTF8(doc, "tool", "migrate-init");
+	BSON_APPEND_INT64(doc, "lease_ms", l->c->lock_lease_ms);
+	BSON_APPEND_DATE_TIME(doc, "renewed_at", now);
+	BSON_APPEND_DATE_TIME(doc, "expires_at", now + l->c->lock_lease_ms);
+}
+
+/* Replaces the expired holder's document with ours, if it is unchanged
+ * since we read it: only one waiter can win. */
+static bool take_over(struct lock *l, const struct holder *h, int64_t now, bson_error_t *err)
+{
+	bson_t filter = BSON_INITIALIZER, doc = BSON_INITIALIZER, reply;
+	if (h->has_id)
+		BSON_APPEND_OID(&filter, "_id", &h->id);
+	BSON_APPEND_INT32(&filter, "locking_key", 0);
+	if (h->ours) {
+		BSON_APPEND_UTF8(&filter, "token", h->token);
+		BSON_APPEND_DATE_TIME(&filter, "renewed_at", h->renewed_at);
+	} else {
+		BSON_APPEND_DATE_TIME(&filter, "created_at", h->created_at);
+	}
+	append_lock_fields(&doc, l, now);
+	bool ok = mongoc_collection_replace_one(l->coll, &filter, &doc, NULL, &reply, err);
+	bson_iter_t it;
+	bool won =
+	    ok && bson_iter_init_find(&it, &reply, "modifiedCount") && bson_iter_as_int64(&it) == 1;
+	bson_destroy(&reply);
+	bson_destroy(&filter);
+	bson_destroy(&doc);
+	return won;
+}
+
+/* Renews our lease. 1: renewed; 0: the document is no longer ours; -1: error. */
+static int renew(struct db *d, mongoc_collection_t *coll, const struct lock *l)
+{
+	bson_error_t err;
+	int64_t now;
+	if (!db_server_time(d, &now, &err))
+		return -1;
+	bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, reply;
+	BSON_APPEND_INT32(&filter, "locking_key", 0);
+	BSON_APPEND_UTF8(&filter, "token", l->token);
+	BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+	BSON_APPEND_DATE_TIME(&set, "renewed_at", now);
+	BSON_APPEND_DATE_TIME(&set, "expires_at", now + l->c->lock_lease_ms);
+	bson_append_document_end(&update, &set);
+	bool ok = mongoc_collection_update_one(coll, &filter, &update, NULL, &reply, &err);
+	bson_iter_t it;
+	int rc = !ok ? -1
+	             : (bson_iter_init_find(&it, &reply, "matchedCount") &&
+	                bson_iter_as_int64(&it) == 1);
+	if (!ok)
+		log_warn("lock heartbeat failed", F_STR("error", err.message));
+	bson_destroy(&reply);
+	bson_destroy(&filter);
+	bson_destroy(&update);
+	return rc;
+}
+
+/*
+ * The heartbeat runs on its own connection, so a long command on the main
+ * connection does not stop it. If renewals keep failing until the lease
+ * (measured on our own monotonic clock) is gone, the lock counts as lost:
+ * a waiter may have taken it, so the runner must not write another version.
+ */
+static void *heartbeat(void *arg)
+{
+	struct lock *l = arg;
+	struct db d;
+	mongoc_collection_t *coll = NULL;
+	if (db_open(&d, l->c) == 0)
+		coll = mongoc_database_get_collection(d.db, l->c->lock_collection);
+	int64_t period = l->c->lock_lease_ms / 3, last_ok = now_ms();
+	pthread_mutex_lock(&l->mu);
+	while (!l->hb_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t ns = ts.tv_nsec + (period % 1000) * 1000000;
+		ts.tv_sec += period / 1000 + ns / 1000000000;
+		ts.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+		if (l->hb_stop)
+			break;
+		pthread_mutex_unlock(&l->mu);
+		int r = coll ? renew(&d, coll, l) : -1;
+		if (r == 1)
+			last_ok = now_ms();
+		if (r == 0 || now_ms() - last_ok >= l->c->lock_lease_ms) {
+			atomic_store(&l->lost, true);
+			log_warn(r == 0 ? "lock lost: our lock document was taken over or removed"
+			                : "lock lost: no renewal succeeded within the lease",
+			         F_INT("lease_ms", l->c->lock_lease_ms));
+			pthread_mutex_lock(&l->mu);
+			break;
+		}
+		pthread_mutex_lock(&l->mu);
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (coll)
+		mongoc_collection_destroy(coll);
+	db_close(&d);
+	return NULL;
+}
+
+static void start_heartbeat(struct lock *l)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	l->hb_stop = false;
+	atomic_store(&l->lost, false);
+	/* Signals are for the main thread's sleeps. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	l->hb_running = pthread_create(&l->hb, NULL, heartbeat, l) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!l->hb_running)
+		log_warn("cannot start the lock heartbeat; the lease will not be renewed");
+}
+
+static void stop_heartbeat(struct lock *l)
+{
+	if (!l->hb_running)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->hb_stop = true;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->hb, NULL);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	l->hb_running = false;
+}
+
+static int lock_error(const char *msg, const bson_error_t *err)
+{
+	log_error(msg, F_STR("error", err->message), F_INT("code", err->code));
+	int code = db_error_exit(err);
+	return code == EXIT_INTERNAL ? EXIT_LOCK_TIMEOUT : code;
 }
 
 int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 {
 	memset(l, 0, sizeof *l);
 	l->d = d;
+	l->c = c;
 	if (!c->advisory_locking)
 		return 0;
 	l->coll = mongoc_database_get_collection(d->db, c->lock_collection);
-	int rc = ensure_index(l, c);
+	int rc = ensure_index(d, c);
 	if (rc)
 		return rc;
 	random_token(l->token);
-	char host[256] = "unknown";
-	gethostname(host, sizeof host - 1);
-	host[sizeof host - 1] = '\0';
 
 	int64_t start = now_ms(), delay = POLL_FIRST_MS;
-	bool logged = false;
 	for (;;) {
-		bson_t doc = BSON_INITIALIZER;
-		BSON_APPEND_INT32(&doc, "locking_key", 0);
-		BSON_APPEND_INT32(&doc, "pid", (int32_t)getpid());
-		BSON_APPEND_UTF8(&doc, "hostname", host);
-		BSON_APPEND_DATE_TIME(&doc, "created_at", (int64_t)time(NULL) * 1000);
-		BSON_APPEND_UTF8(&doc, "owner", c->owner);
-		BSON_APPEND_UTF8(&doc, "token", l->token);
-		BSON_APPEND_UTF8(&doc, "tool", "migrate-init");
 		bson_error_t err;
+		int64_t now;
+		if (!db_server_time(d, &now, &err))
+			return lock_error("cannot read the server's clock", &err);
+		bson_t doc = BSON_INITIALIZER;
+		append_lock_fields(&doc, l, now);
 		bool ok = mongoc_collection_insert_one(l->coll, &doc, NULL, NULL, &err);
 		bson_destroy(&doc);
-		if (ok) {
-			l->held = true;
-			log_debug("lock acquired", F_STR("collection", c->lock_collection),
-			          F_INT("waited_ms", now_ms() - start));
-			return 0;
+		if (ok)
+			break;
+		if (err.code != DUPLICATE_KEY)
+			return lock_error("cannot take the lock", &err);
+
+		struct holder h;
+		if (!read_holder(l->coll, &h, &err))
+			return lock_error("cannot read the lock", &err);
+		if (!h.found)
+			continue; /* released between our insert and our read */
+		int64_t late = expired_for(&h, c, now);
+		if (late >= 0) {
+			if (!take_over(l, &h, now, &err))
+				continue; /* another waiter won, or the holder renewed */
+			log_holder(&h, c, "took over an expired lock");
+			log_warn("the previous holder's lock had expired",
+			         F_STR("previous_holder", h.who), F_INT("expired_for_ms", late));
+			break;
 		}
-		if (err.code != DUPLICATE_KEY) {
-			log_error("cannot take the lock", F_STR("error", err.message),
-			          F_INT("code", err.code));
-			int code = db_error_exit(&err);
-			return code == EXIT_INTERNAL ? EXIT_LOCK_TIMEOUT : code;
-		}
-		if (!logged) {
-			log_holder(l, "lock held by another runner; waiting");
-			logged = true;
-		}
+		if (!l->waited)
+			log_holder(&h, c, "lock held by another runner; waiting");
+		l->waited = true;
 		int64_t elapsed = now_ms() - start;
 		if (elapsed >= c->lock_timeout_ms) {
-			log_holder(l, "lock still held");
+			log_holder(&h, c, "lock still held");
 			log_error("timeout: can't acquire database lock",
 			          F_INT("lock_timeout_ms", c->lock_timeout_ms),
 			          F_STR("collection", c->lock_collection));
@@ -146,20 +365,53 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 			return EXIT_SIGNAL_BASE + stop_requested();
 		delay = delay * 2 > POLL_CAP_MS ? POLL_CAP_MS : delay * 2;
 	}
+	l->held = true;
+	log_debug("lock acquired", F_STR("collection", c->lock_collection),
+	          F_INT("waited_ms", now_ms() - start), F_INT("lease_ms", c->lock_lease_ms));
+	start_heartbeat(l);
+	return 0;
+}
+
+int lock_check(struct lock *l)
+{
+	if (!l->held)
+		return 0;
+	if (atomic_load(&l->lost)) {
+		log_error("the lock was lost during the run; stopping before the next write");
+		return EXIT_LOCK_LOST;
+	}
+	bson_t filter = BSON_INITIALIZER;
+	BSON_APPEND_INT32(&filter, "locking_key", 0);
+	BSON_APPEND_UTF8(&filter, "token", l->token);
+	bson_error_t err;
+	int64_t n = mongoc_collection_count_documents(l->coll, &filter, NULL, NULL, NULL, &err);
+	bson_destroy(&filter);
+	if (n < 0) {
+		log_error("cannot confirm that we still hold the lock",
+		          F_STR("error", err.message));
+		return db_error_exit(&err);
+	}
+	if (n == 0) {
+		atomic_store(&l->lost, true);
+		log_error("the lock was lost during the run: our lock document is gone; stopping");
+		return EXIT_LOCK_LOST;
+	}
+	return 0;
 }
 
 int lock_release(struct lock *l)
 {
 	int rc = 0;
-	if (l->held) {
-		bson_t filter = BSON_INITIALIZER;
+	stop_heartbeat(l);
+	if (l->held && !atomic_load(&l->lost)) {
+		bson_t filter = BSON_INITIALIZER, reply;
 		BSON_APPEND_INT32(&filter, "locking_key", 0);
 		BSON_APPEND_UTF8(&filter, "token", l->token);
-		bson_t reply;
 		bson_error_t err;
 		if (!mongoc_collection_delete_one(l->coll, &filter, NULL, &reply, &err)) {
-			log_error("cannot release the lock", F_STR("error", err.message),
-			          F_INT("code", err.code));
+			log_error("cannot release the lock; it expires after the lease",
+			          F_STR("error", err.message), F_INT("code", err.code),
+			          F_INT("lease_ms", l->c->lock_lease_ms));
 			rc = db_error_exit(&err);
 		} else {
 			bson_iter_t it;
@@ -171,12 +423,18 @@ int lock_release(struct lock *l)
 		}
 		bson_destroy(&reply);
 		bson_destroy(&filter);
-		l->held = false;
 	}
+	l->held = false;
 	if (l->coll)
 		mongoc_collection_destroy(l->coll);
 	l->coll = NULL;
 	return rc;
+}
+
+void lock_forget(struct lock *l)
+{
+	stop_heartbeat(l);
+	l->held = false;
 }
 
 void lock_release_detached(const struct config *c, const char *token)
@@ -192,9 +450,40 @@ void lock_release_detached(const struct config *c, const char *token)
 	if (mongoc_collection_delete_one(coll, &filter, NULL, NULL, &err))
 		log_warn("lock released by the abort path");
 	else
-		log_warn("cannot release the lock on abort; it stays until removed",
+		log_warn("cannot release the lock on abort; it expires after the lease",
 		         F_STR("error", err.message));
 	bson_destroy(&filter);
 	mongoc_collection_destroy(coll);
 	db_close(&d);
+}
+
+int lock_unlock_command(struct db *d, const struct config *c, bool force)
+{
+	mongoc_collection_t *coll = mongoc_database_get_collection(d->db, c->lock_collection);
+	struct holder h;
+	bson_error_t err;
+	int64_t now;
+	int rc = 0;
+	if (!db_server_time(d, &now, &err) || !read_holder(coll, &h, &err)) {
+		rc = lock_error("cannot read the lock", &err);
+	} else if (!h.found) {
+		log_info("no lock is held", F_STR("collection", c->lock_collection));
+	} else if (!force && expired_for(&h, c, now) < 0) {
+		log_holder(&h, c, "lock is held and not expired");
+		log_error("refusing to remove a live lock: use unlock -force if its holder is "
+		          "really gone");
+		rc = EXIT_LOCK_TIMEOUT;
+	} else {
+		bson_t filter = BSON_INITIALIZER;
+		if (h.has_id)
+			BSON_APPEND_OID(&filter, "_id", &h.id);
+		BSON_APPEND_INT32(&filter, "locking_key", 0);
+		if (!mongoc_collection_delete_one(coll, &filter, NULL, NULL, &err))
+			rc = lock_error("cannot remove the lock", &err);
+		else
+			log_holder(&h, c, force ? "lock removed by force" : "expired lock removed");
+		bson_destroy(&filter);
+	}
+	mongoc_collection_destroy(coll);
+	return rc;
 }

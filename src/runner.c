@@ -195,16 +195,15 @@ static int run_body(struct run *r, const struct step *s)
 static int run_step(struct run *r, const struct step *s)
 {
 	int64_t t0 = now_ms();
-	int rc = db_set_version(&r->d, s->target, true);
-	if (rc)
+	int rc = lock_check(&r->l);
+	if (rc || (rc = db_set_version(&r->d, s->target, true)))
 		return rc;
 	r->to = s->target;
 	r->dirty = true;
 	rc = run_body(r, s);
 	if (rc)
 		return rc;
-	rc = db_set_version(&r->d, s->target, false);
-	if (rc)
+	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, s->target, false)))
 		return rc;
 	r->dirty = false;
 	r->applied++;
@@ -217,7 +216,12 @@ static int run_step(struct run *r, const struct step *s)
 static int run_plan(struct run *r, const struct plan *p)
 {
 	if (p->n == 0) {
-		log_info("no change", F_INT("version", r->from));
+		if (r->l.waited)
+			log_info("no change: another runner applied the migrations while we waited "
+			         "for the lock",
+			         F_INT("version", r->from));
+		else
+			log_info("no change", F_INT("version", r->from));
 		return 0;
 	}
 	if (r->c->transaction_mode) {
@@ -347,6 +351,13 @@ static int do_migrate(struct run *r)
 		return rc;
 	if ((rc = source_load(&r->src, r->c->source_dir)))
 		return rc;
+	if (r->src.n == 0) {
+		/* An empty /migrations is a packaging mistake far more often than
+		 * an intent; golang-migrate fails here too. */
+		log_error("no migrations found in the migration directory",
+		          F_STR("dir", r->c->source_dir));
+		return EXIT_SOURCE;
+	}
 	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
 		return rc;
 	bool dirty;
@@ -384,7 +395,7 @@ static int do_force(struct run *r)
 	r->to = r->from;
 	r->known = true;
 	r->dirty = dirty;
-	if ((rc = db_set_version(&r->d, v, false)))
+	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, v, false)))
 		return rc;
 	r->to = v;
 	r->dirty = false;
@@ -404,12 +415,18 @@ static int do_drop(struct run *r)
 	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
 	    (rc = db_drop(&r->d)))
 		return rc;
-	r->l.held = false; /* the lock collection went with the database */
+	lock_forget(&r->l); /* the lock collection went with the database */
 	r->to = VERSION_NIL;
 	r->known = true;
 	r->dirty = false;
 	log_info("database dropped", F_STR("database", r->c->db_name));
 	return 0;
+}
+
+static int do_unlock(struct run *r)
+{
+	int rc = open_database(r);
+	return rc ? rc : lock_unlock_command(&r->d, r->c, r->cli->unlock_force);
 }
 
 static int do_version(struct run *r)
@@ -498,6 +515,9 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 			break;
 		case CMD_VERSION:
 			rc = do_version(&r);
+			break;
+		case CMD_UNLOCK:
+			rc = do_unlock(&r);
 			break;
 		default:
 			rc = do_migrate(&r);
