@@ -21,7 +21,7 @@ int db_open(struct db *d, const struct config *c)
 	if (c->wait_timeout_ms > 0 && !mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS)) {
 		int64_t t = c->wait_timeout_ms < 10000 ? c->wait_timeout_ms : 10000;
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
-					       (int32_t)(t < 100 ? 100 : t));
+		                               (int32_t)(t < 100 ? 100 : t));
 	}
 	d->client = mongoc_client_new_from_uri_with_error(uri, &err);
 	mongoc_uri_destroy(uri);

@@ -18,6 +18,10 @@ bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *
 
 bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t errlen);
 
+/* A YAML list of command documents (comments allowed); errors start with
+ * "line:column:". */
+bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t errlen);
+
 /* Checks that body is an array document of non-empty documents. */
 int migration_check_commands(const bson_t *body, char *err, size_t errlen);
 

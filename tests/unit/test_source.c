@@ -103,6 +103,56 @@ static void test_type_operator(void **state)
 	bson_destroy(b);
 }
 
+static bson_t *yaml(const char *s, char *err)
+{
+	return migration_parse_yaml((const uint8_t *)s, strlen(s), err, 256);
+}
+
+/* A YAML body and its JSON twin give the same bytes. */
+static void test_yaml_twin(void **state)
+{
+	(void)state;
+	char err[256];
+	bson_t *y =
+	    yaml("# a comment\n"
+	         "- insert: users  # another\n"
+	         "  documents:\n"
+	         "    - {_id: 1, zip: 007, on: yes, big: 3000000000, f: 1.5, g: .5, h: 1e3,\n"
+	         "       t: true, n: ~, s: '12', w: !!str 7, d: {$date: {$numberLong: '5'}}}\n"
+	         "    - &x {a: [1, -2]}\n"
+	         "    - *x\n",
+	         err);
+	if (!y)
+		fail_msg("%s", err);
+	bson_t *j =
+	    parse("[{\"insert\": \"users\", \"documents\": [{\"_id\": 1, \"zip\": \"007\", "
+	          "\"on\": \"yes\", \"big\": 3000000000, \"f\": 1.5, \"g\": 0.5, \"h\": 1e3, "
+	          "\"t\": true, \"n\": null, \"s\": \"12\", \"w\": \"7\", "
+	          "\"d\": {\"$date\": {\"$numberLong\": \"5\"}}}, {\"a\": [1, -2]}, "
+	          "{\"a\": [1, -2]}]}]",
+	          err);
+	assert_non_null(j);
+	assert_int_equal(y->len, j->len);
+	assert_memory_equal(bson_get_data(y), bson_get_data(j), y->len);
+	bson_destroy(y);
+	bson_destroy(j);
+
+	const char *bad[][2] = {{"- insert: x\n  documents: [\n", "3:1:"},
+	                        {"insert: x\n", "mapping"},
+	                        {"- a: 1\n---\n- b: 2\n", "one YAML document"},
+	                        {"- a: !!int 5\n", "!!str"},
+	                        {"- a: *nope\n", "alias"},
+	                        {"# nothing\n", "empty"},
+	                        {"- a: 1\n   b: 2\n", "2:5:"},
+	                        {"- 1\n", "not a document"}};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		bson_t *b = yaml(bad[i][0], err);
+		if (b || !strstr(err, bad[i][1]))
+			fail_msg("case %zu: got '%s', want '%s'", i, b ? "(accepted)" : err,
+			         bad[i][1]);
+	}
+}
+
 static struct source make_source(const uint64_t *versions, size_t n)
 {
 	struct source s = {0};
@@ -204,8 +254,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names),         cmocka_unit_test(test_bodies),
-	    cmocka_unit_test(test_type_operator), cmocka_unit_test(test_plans),
-	    cmocka_unit_test(test_go_layout),
+	    cmocka_unit_test(test_type_operator), cmocka_unit_test(test_yaml_twin),
+	    cmocka_unit_test(test_plans),         cmocka_unit_test(test_go_layout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
