@@ -101,6 +101,13 @@ static const struct {
     {"unlock", CMD_UNLOCK,
      "unlock [-force]    Remove an expired lock (a dead runner's)\n"
      "\tUse -force to remove the lock even if it has not expired"},
+    {"validate", CMD_VALIDATE,
+     "validate [-db] Check every file's name, pair and body offline; exit 3 on problems\n"
+     "\tUse -db to also compare applied migrations' checksums with the files"},
+    {"status", CMD_STATUS, "status [-json] Applied (when, by whom) and pending migrations"},
+    {"plan", CMD_PLAN,
+     "plan [V]     What up (or goto V, or goto $TARGET_VERSION) would run; exit 10 if "
+     "anything"},
 };
 
 const char *cli_command_usage(enum command cmd)
@@ -157,6 +164,12 @@ static int parse_command_flags(int argc, char **argv, int *i, struct cli *c)
 		break;
 	case CMD_UNLOCK:
 		f[n++] = (struct flag){"force", &c->unlock_force, NULL};
+		break;
+	case CMD_VALIDATE:
+		f[n++] = (struct flag){"db", &c->validate_db, NULL};
+		break;
+	case CMD_STATUS:
+		f[n++] = (struct flag){"json", &c->json, NULL};
 		break;
 	case CMD_CREATE:
 		f[n++] = (struct flag){"ext", NULL, &c->ext};

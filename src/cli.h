@@ -19,6 +19,9 @@ enum command {
 	CMD_DROP,
 	CMD_CREATE,
 	CMD_UNLOCK,
+	CMD_VALIDATE,
+	CMD_STATUS,
+	CMD_PLAN,
 };
 
 struct cli {
@@ -43,6 +46,8 @@ struct cli {
 	bool down_all;     /* down -all */
 	bool drop_force;   /* drop -f */
 	bool unlock_force; /* unlock -force */
+	bool validate_db;  /* validate -db */
+	bool json;         /* status -json */
 
 	/* create */
 	const char *ext;

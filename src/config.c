@@ -282,6 +282,8 @@ int config_load(struct config *c, const struct cli *cli)
 	c->migrations_collection = bson_strdup("schema_migrations");
 	c->lock_collection = bson_strdup("migrate_advisory_lock");
 	c->advisory_locking = true;
+	c->history_collection = bson_strdup("schema_migrations_history");
+	c->history = true;
 
 	const char *v;
 	c->stop_grace_ms = 20000;
@@ -405,6 +407,14 @@ static int take_x_option(void *arg, const char *key, const char *value)
 			bson_free(c->lock_collection);
 			c->lock_collection = bson_strdup(value);
 		}
+	} else if (strcmp(key, "x-history-collection") == 0) {
+		if (*value) {
+			bson_free(c->history_collection);
+			c->history_collection = bson_strdup(value);
+		}
+	} else if (strcmp(key, "x-history") == 0) {
+		if (*value && !parse_go_bool(value, &c->history))
+			return bad_option(key, value, "expected a boolean (true or false)");
 	} else if (strcmp(key, "x-transaction-mode") == 0) {
 		if (*value && !parse_go_bool(value, &c->transaction_mode))
 			return bad_option(key, value, "expected a boolean (true or false)");
@@ -554,6 +564,7 @@ void config_free(struct config *c)
 	bson_free(c->db_name);
 	bson_free(c->migrations_collection);
 	bson_free(c->lock_collection);
+	bson_free(c->history_collection);
 	bson_free(c->owner);
 	memset(c, 0, sizeof *c);
 }

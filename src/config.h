@@ -20,6 +20,8 @@ struct config {
 	char *db_name;
 	char *migrations_collection;
 	char *lock_collection;
+	char *history_collection;
+	bool history;
 	bool transaction_mode;
 	bool advisory_locking;
 	int64_t lock_timeout_ms;     /* min of -lock-timeout and x-advisory-lock-timeout */

@@ -2,6 +2,8 @@
 
 #include "db.h"
 #include "exitcode.h"
+#include "history.h"
+#include "inspect.h"
 #include "lock.h"
 #include "log.h"
 #include "stop.h"
@@ -192,21 +194,38 @@ static int run_body(struct run *r, const struct step *s)
 	return rc;
 }
 
+static void record(struct run *r, const struct step *s, int64_t started, const char *error)
+{
+	const struct mfile *f = s->m->file[s->dir];
+	struct history_rec h = {.version = s->version,
+	                        .name = s->m->name,
+	                        .direction = dir_name(s->dir),
+	                        .sha256 = f ? f->sha256 : NULL,
+	                        .started_at = started,
+	                        .finished_at = wall_ms(),
+	                        .outcome = error ? "failed" : "applied",
+	                        .error = error};
+	history_write(&r->d, r->c, &h);
+}
+
 static int run_step(struct run *r, const struct step *s)
 {
-	int64_t t0 = now_ms();
+	int64_t t0 = now_ms(), started = wall_ms();
 	int rc = lock_check(&r->l);
 	if (rc || (rc = db_set_version(&r->d, s->target, true)))
 		return rc;
 	r->to = s->target;
 	r->dirty = true;
 	rc = run_body(r, s);
-	if (rc)
+	if (rc) {
+		record(r, s, started, log_last_error() ? log_last_error() : exit_meaning(rc));
 		return rc;
+	}
 	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, s->target, false)))
 		return rc;
 	r->dirty = false;
 	r->applied++;
+	record(r, s, started, NULL);
 	log_info("migration applied", F_INT("version", s->version), F_STR("name", s->m->name),
 	         F_STR("direction", dir_name(s->dir)), F_INT("duration_ms", now_ms() - t0),
 	         F_INT("commands", s->m->file[s->dir] ? s->m->file[s->dir]->ncmds : 0));
@@ -310,6 +329,16 @@ static int parse_run_args(const struct cli *cli, const struct config *c, enum ru
 			return EXIT_USAGE;
 		}
 		return 0;
+	case CMD_PLAN:
+		if (cli->nargs == 0) {
+			*kind = c->has_target ? RUN_GOTO : RUN_UP;
+			*arg = c->has_target ? (int64_t)c->target : -1;
+			return c->has_target && c->target > INT64_MAX
+			           ? bad_argument("TARGET_VERSION is too large", "")
+			           : 0;
+		}
+		/* plan V is goto V */
+		/* fall through */
 	case CMD_GOTO:
 		*kind = RUN_GOTO;
 		if (cli->nargs == 0)
@@ -423,6 +452,62 @@ static int do_drop(struct run *r)
 	return 0;
 }
 
+/* Source, database, version: what the read-only commands share. */
+static int load_all(struct run *r, bool *dirty)
+{
+	int rc;
+	if ((rc = source_load(&r->src, r->c->source_dir)) || (rc = open_database(r)) ||
+	    (rc = db_get_version(&r->d, &r->from, dirty)))
+		return rc;
+	r->to = r->from;
+	r->known = true;
+	r->dirty = *dirty;
+	return 0;
+}
+
+static int do_plan(struct run *r)
+{
+	enum run_kind kind;
+	int64_t arg;
+	bool dirty;
+	int rc = parse_run_args(r->cli, r->c, &kind, &arg);
+	if (rc || (rc = load_all(r, &dirty)))
+		return rc;
+	if (dirty)
+		return dirty_refusal(r->from);
+	struct plan p;
+	if ((rc = runner_plan(&r->src, r->from, kind, arg, &p)))
+		return rc;
+	inspect_print_plan(&p);
+	rc = p.n > 0 ? EXIT_PENDING : 0;
+	plan_free(&p);
+	return rc;
+}
+
+static int do_status(struct run *r)
+{
+	bool dirty;
+	int rc = load_all(r, &dirty);
+	return rc ? rc : inspect_status(&r->d, r->c, &r->src, r->from, dirty, r->cli->json);
+}
+
+static int do_validate(struct run *r)
+{
+	int rc = source_load(&r->src, r->c->source_dir);
+	if (rc == 0)
+		rc = inspect_validate(&r->src);
+	if (rc == 0 && r->cli->validate_db) {
+		bool dirty;
+		if ((rc = open_database(r)) || (rc = db_get_version(&r->d, &r->from, &dirty)))
+			return rc;
+		r->to = r->from;
+		r->known = true;
+		r->dirty = dirty;
+		rc = inspect_drift(&r->d, r->c, &r->src, r->from);
+	}
+	return rc;
+}
+
 static int do_unlock(struct run *r)
 {
 	int rc = open_database(r);
@@ -503,7 +588,8 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 {
 	struct run r = {
 	    .cli = cli, .c = c, .from = VERSION_NIL, .to = VERSION_NIL, .started = now_ms()};
-	int rc = config_load_database(c, cli);
+	bool offline = cli->cmd == CMD_VALIDATE && !cli->validate_db;
+	int rc = offline ? 0 : config_load_database(c, cli);
 	stop_set_abort(abort_run, &r);
 	if (rc == 0) {
 		switch (cli->cmd) {
@@ -518,6 +604,15 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 			break;
 		case CMD_UNLOCK:
 			rc = do_unlock(&r);
+			break;
+		case CMD_VALIDATE:
+			rc = do_validate(&r);
+			break;
+		case CMD_STATUS:
+			rc = do_status(&r);
+			break;
+		case CMD_PLAN:
+			rc = do_plan(&r);
 			break;
 		default:
 			rc = do_migrate(&r);

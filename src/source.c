@@ -7,9 +7,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,12 +121,43 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 	}
 	close(fd);
 	buf[len] = '\0';
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned int i = 0; i < mdlen && i < 32; i++)
+		snprintf(mf->sha256 + 2 * i, 3, "%02x", md[i]);
 	mf->body = migration_parse(ext, buf, len, err, sizeof err);
 	bson_free(buf);
 	if (!mf->body)
 		return fail("invalid migration file", path, err);
 	mf->ncmds = bson_count_keys(mf->body);
 	return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* A name golang-migrate ignores but someone probably meant as a migration
+ * ("1-init.up.json", "1_init.UP.json", "init.up.json") is silently skipped
+ * by golang-migrate; we at least say so. */
+static void warn_if_meant(const char *name, const char *dir)
+{
+	if (name[0] == '.')
+		return;
+	char *lower = bson_strdup(name);
+	for (char *p = lower; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	bool meant = strstr(lower, ".up.") || strstr(lower, ".down.") ||
+	             ends_with(lower, ".json") || ends_with(lower, ".yaml") ||
+	             ends_with(lower, ".yml");
+	bson_free(lower);
+	if (meant)
+		log_warn("ignoring a file whose name does not match NNN_name.up.ext or "
+		         "NNN_name.down.ext",
+		         F_STR("file", name), F_STR("dir", dir));
 }
 
 static int scan(const char *dir, struct entry **out, size_t *nout)
@@ -141,8 +174,10 @@ static int scan(const char *dir, struct entry **out, size_t *nout)
 	int rc = 0;
 	while ((de = readdir(d)) != NULL) {
 		struct fname_parts parts;
-		if (!source_parse_name(de->d_name, &parts))
+		if (!source_parse_name(de->d_name, &parts)) {
+			warn_if_meant(de->d_name, dir);
 			continue;
+		}
 		char *path = bson_strdup_printf("%s/%s", dir, de->d_name);
 		struct stat st;
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -193,17 +228,17 @@ int source_load(struct source *s, const char *dir)
 		return rc;
 	s->m = bson_malloc0((n ? n : 1) * sizeof *s->m);
 	for (size_t i = 0; i < n; i++) {
-		if (rc == 0) {
-			if (s->n == 0 || s->m[s->n - 1].version != e[i].parts.version) {
-				struct migration *m = &s->m[s->n++];
-				m->version = e[i].parts.version;
-				m->name = bson_strndup(e[i].parts.name, e[i].parts.name_len);
-			}
-			struct mfile *mf = bson_malloc0(sizeof *mf);
-			mf->path = bson_strdup_printf("%s/%s", dir, e[i].fname);
-			s->m[s->n - 1].file[e[i].parts.dir] = mf;
-			rc = read_body(mf->path, e[i].parts.ext, mf);
+		if (s->n == 0 || s->m[s->n - 1].version != e[i].parts.version) {
+			struct migration *m = &s->m[s->n++];
+			m->version = e[i].parts.version;
+			m->name = bson_strndup(e[i].parts.name, e[i].parts.name_len);
 		}
+		struct mfile *mf = bson_malloc0(sizeof *mf);
+		mf->path = bson_strdup_printf("%s/%s", dir, e[i].fname);
+		s->m[s->n - 1].file[e[i].parts.dir] = mf;
+		/* Go on after a bad file: one run should name every bad file. */
+		if (read_body(mf->path, e[i].parts.ext, mf) != 0)
+			rc = EXIT_SOURCE;
 		bson_free(e[i].fname);
 	}
 	bson_free(e);

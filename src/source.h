@@ -17,6 +17,7 @@ struct mfile {
 	char *path;   /* directory/file name */
 	bson_t *body; /* array document of command documents */
 	uint32_t ncmds;
+	char sha256[65]; /* of the file's bytes, hex */
 };
 
 struct migration {
@@ -42,7 +43,8 @@ struct fname_parts {
 };
 bool source_parse_name(const char *fname, struct fname_parts *out);
 
-/* Reads dir and parses every body. 0, or EXIT_SOURCE after logging why. */
+/* Reads dir and parses every body. 0, or EXIT_SOURCE after logging every
+ * problem found (not only the first). */
 int source_load(struct source *s, const char *dir);
 void source_free(struct source *s);
 

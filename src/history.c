@@ -1,0 +1,120 @@
+#include "history.h"
+
+#include "exitcode.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef MI_VERSION
+#define MI_VERSION "dev"
+#endif
+
+void history_write(struct db *d, const struct config *c, const struct history_rec *r)
+{
+	if (!c->history)
+		return;
+	char host[256] = "unknown";
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	bson_t doc = BSON_INITIALIZER;
+	if (r->version <= INT64_MAX)
+		BSON_APPEND_INT64(&doc, "version", (int64_t)r->version);
+	BSON_APPEND_UTF8(&doc, "name", r->name ? r->name : "");
+	BSON_APPEND_UTF8(&doc, "direction", r->direction);
+	if (r->sha256)
+		BSON_APPEND_UTF8(&doc, "sha256", r->sha256);
+	else
+		BSON_APPEND_NULL(&doc, "sha256");
+	BSON_APPEND_DATE_TIME(&doc, "started_at", r->started_at);
+	BSON_APPEND_DATE_TIME(&doc, "finished_at", r->finished_at);
+	BSON_APPEND_INT64(&doc, "duration_ms", r->finished_at - r->started_at);
+	BSON_APPEND_UTF8(&doc, "outcome", r->outcome);
+	if (r->error) {
+		char *red = log_redact(r->error);
+		BSON_APPEND_UTF8(&doc, "error", red);
+		bson_free(red);
+	}
+	BSON_APPEND_UTF8(&doc, "owner", c->owner);
+	BSON_APPEND_UTF8(&doc, "host", host);
+	BSON_APPEND_UTF8(&doc, "tool", "migrate-init");
+	BSON_APPEND_UTF8(&doc, "tool_version", MI_VERSION);
+	mongoc_collection_t *coll = mongoc_database_get_collection(d->db, c->history_collection);
+	bson_error_t err;
+	if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &err))
+		log_warn("cannot write the history record",
+		         F_STR("collection", c->history_collection), F_INT("version", r->version),
+		         F_STR("error", err.message));
+	mongoc_collection_destroy(coll);
+	bson_destroy(&doc);
+}
+
+static int cmp_version(const void *a, const void *b)
+{
+	const struct history_applied *x = a, *y = b;
+	return x->version < y->version ? -1 : x->version > y->version;
+}
+
+const struct history_applied *history_find(const struct history_applied *h, size_t n,
+                                           uint64_t version)
+{
+	struct history_applied key = {.version = version};
+	return bsearch(&key, h, n, sizeof *h, cmp_version);
+}
+
+int history_read(struct db *d, const struct config *c, struct history_applied **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!c->history)
+		return 0;
+	mongoc_collection_t *coll = mongoc_database_get_collection(d->db, c->history_collection);
+	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+	BSON_APPEND_UTF8(&filter, "outcome", "applied");
+	BSON_APPEND_UTF8(&filter, "direction", "up");
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+	BSON_APPEND_INT32(&sort, "finished_at", 1);
+	bson_append_document_end(&opts, &sort);
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+	const bson_t *doc;
+	struct history_applied *h = NULL;
+	size_t cnt = 0;
+	while (mongoc_cursor_next(cur, &doc)) {
+		bson_iter_t it;
+		struct history_applied e = {0};
+		if (!bson_iter_init_find(&it, doc, "version") || !BSON_ITER_HOLDS_NUMBER(&it))
+			continue;
+		e.version = (uint64_t)bson_iter_as_int64(&it);
+		if (bson_iter_init_find(&it, doc, "finished_at") && BSON_ITER_HOLDS_DATE_TIME(&it))
+			e.applied_at = bson_iter_date_time(&it);
+		if (bson_iter_init_find(&it, doc, "owner") && BSON_ITER_HOLDS_UTF8(&it))
+			snprintf(e.owner, sizeof e.owner, "%s", bson_iter_utf8(&it, NULL));
+		if (bson_iter_init_find(&it, doc, "sha256") && BSON_ITER_HOLDS_UTF8(&it))
+			snprintf(e.sha256, sizeof e.sha256, "%s", bson_iter_utf8(&it, NULL));
+		/* Later records replace earlier ones for the same version. */
+		size_t i;
+		for (i = 0; i < cnt && h[i].version != e.version; i++)
+			;
+		if (i == cnt) {
+			h = bson_realloc(h, (cnt + 1) * sizeof *h);
+			cnt++;
+		}
+		h[i] = e;
+	}
+	bson_error_t err;
+	int rc = 0;
+	if (mongoc_cursor_error(cur, &err)) {
+		log_error("cannot read the history", F_STR("collection", c->history_collection),
+		          F_STR("error", err.message));
+		rc = db_error_exit(&err);
+	}
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&filter);
+	bson_destroy(&opts);
+	mongoc_collection_destroy(coll);
+	if (cnt)
+		qsort(h, cnt, sizeof *h, cmp_version);
+	*out = h;
+	*n = cnt;
+	return rc;
+}

@@ -1,0 +1,46 @@
+/*
+ * The history collection: one document per applied or failed migration,
+ * with the file's sha256, times, outcome and owner. golang-migrate neither
+ * reads nor writes it. Its name comes from x-history-collection (default
+ * schema_migrations_history); x-history=false turns it off. A failure to
+ * write history is logged and does not fail the migration.
+ */
+#ifndef MI_HISTORY_H
+#define MI_HISTORY_H
+
+#include "config.h"
+#include "db.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct history_rec {
+	uint64_t version;
+	const char *name;
+	const char *direction; /* "up" or "down" */
+	const char *sha256;    /* NULL when the direction has no file */
+	int64_t started_at;    /* ms since the epoch, our wall clock */
+	int64_t finished_at;
+	const char *outcome; /* "applied" or "failed" */
+	const char *error;   /* NULL unless failed */
+};
+
+void history_write(struct db *d, const struct config *c, const struct history_rec *r);
+
+/* The latest successful up of one version. */
+struct history_applied {
+	uint64_t version;
+	int64_t applied_at;
+	char owner[128];
+	char sha256[65];
+};
+
+/* Reads every version's latest successful up. 0, or an exit code after
+ * logging why. *out is sorted by version; free it with bson_free. */
+int history_read(struct db *d, const struct config *c, struct history_applied **out, size_t *n);
+
+/* The entry for version in a history_read() result, or NULL. */
+const struct history_applied *history_find(const struct history_applied *h, size_t n,
+                                           uint64_t version);
+
+#endif
