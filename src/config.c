@@ -376,10 +376,13 @@ static char *read_url_file(const char *path, int *rc)
 	return buf;
 }
 
+/* Where the URL came from, for errors that must name it. */
+static const char *url_source = "DATABASE_URL";
+
 static int bad_option(const char *key, const char *value, const char *why)
 {
-	log_error("invalid database URL option", F_STR("option", key), F_STR("value", value),
-	          F_STR("error", why));
+	log_error("invalid database URL option", F_STR("variable", url_source),
+	          F_STR("option", key), F_STR("value", value), F_STR("error", why));
 	return EXIT_USAGE;
 }
 
@@ -491,6 +494,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 			          F_STR("variable", "DATABASE_URL_FILE"));
 			return EXIT_USAGE;
 		}
+		url_source = file ? "DATABASE_URL_FILE" : "DATABASE_URL";
 		if (file) {
 			c->url = read_url_file(file, &rc);
 			if (rc)
@@ -503,6 +507,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 			return EXIT_USAGE;
 		}
 	} else {
+		url_source = "-database";
 		c->url = bson_strdup(v);
 	}
 	url_register_secrets(c->url);
@@ -511,6 +516,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 		const char *colon = strstr(c->url, "://");
 		char *scheme = colon ? bson_strndup(c->url, (size_t)(colon - c->url)) : NULL;
 		log_error("unsupported database URL scheme: expected mongodb:// or mongodb+srv://",
+		          F_STR("variable", url_source),
 		          F_STR("scheme", scheme ? scheme : "(none)"));
 		bson_free(scheme);
 		return EXIT_USAGE;
@@ -534,19 +540,22 @@ int config_load_database(struct config *c, const struct cli *cli)
 	mongoc_uri_t *uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
 	log_capture_mongoc();
 	if (!uri) {
-		log_error("invalid database URL", F_STR("error", err.message));
+		log_error("invalid database URL", F_STR("variable", url_source),
+		          F_STR("error", err.message));
 		return EXIT_USAGE;
 	}
 	if (unknown[0]) {
 		mongoc_uri_destroy(uri);
-		log_error("unknown option in the database URL", F_STR("option", unknown));
+		log_error("unknown option in the database URL", F_STR("variable", url_source),
+		          F_STR("option", unknown));
 		return EXIT_USAGE;
 	}
 	const char *db = mongoc_uri_get_database(uri);
 	if (!db || !*db) {
 		mongoc_uri_destroy(uri);
 		log_error("no database name in the database URL: add it as the path, "
-		          "as in mongodb://host:27017/mydb");
+		          "as in mongodb://host:27017/mydb",
+		          F_STR("variable", url_source));
 		return EXIT_USAGE;
 	}
 	/* libmongoc may have decoded the password differently from us. */

@@ -21,6 +21,14 @@ int wait_for_database(struct db *d, const struct config *c)
 	int64_t start = now_ms();
 	for (int64_t attempt = 1;; attempt++) {
 		bson_error_t err;
+		/* A single-threaded libmongoc client will not try a server again
+		 * within 5 s of a failed check ("No servers yet eligible for
+		 * rescan"): a fresh client makes every attempt a real one. */
+		if (attempt > 1) {
+			db_close(d);
+			if (db_open(d, c) != 0)
+				return EXIT_USAGE;
+		}
 		if (db_ping(d, &err)) {
 			if (attempt > 1)
 				log_info("database is ready", F_INT("attempt", attempt),
