@@ -105,6 +105,9 @@ static const struct {
      "validate [-db] Check every file's name, pair and body offline; exit 3 on problems\n"
      "\tUse -db to also compare applied migrations' checksums with the files"},
     {"status", CMD_STATUS, "status [-json] Applied (when, by whom) and pending migrations"},
+    {"wait", CMD_WAIT,
+     "wait [V]     Block until the database is at version V (default: the newest "
+     "migration) and clean"},
     {"plan", CMD_PLAN,
      "plan [V]     What up (or goto V, or goto $TARGET_VERSION) would run; exit 10 if "
      "anything"},
@@ -201,6 +204,7 @@ int cli_parse(int argc, char **argv, struct cli *c)
 	    {"path", NULL, &c->path},
 	    {"database", NULL, &c->database},
 	    {"source", NULL, &c->source},
+	    {"allow-breaking", &c->allow_breaking, NULL},
 	};
 	int i = 1;
 	int rc = parse_flags(argc, argv, &i, global, sizeof global / sizeof global[0], "");

@@ -22,6 +22,7 @@ enum command {
 	CMD_VALIDATE,
 	CMD_STATUS,
 	CMD_PLAN,
+	CMD_WAIT,
 };
 
 struct cli {
@@ -34,6 +35,7 @@ struct cli {
 	bool verbose;
 	bool help;
 	bool show_version;
+	bool allow_breaking;
 
 	enum command cmd;
 	const char *cmd_name;

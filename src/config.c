@@ -287,6 +287,7 @@ int config_load(struct config *c, const struct cli *cli)
 
 	const char *v;
 	c->stop_grace_ms = 20000;
+	c->dependency_timeout_ms = 300000;
 
 	c->source_dir = source_from_flags(cli, &rc);
 	if (rc)
@@ -302,7 +303,8 @@ int config_load(struct config *c, const struct cli *cli)
 	if ((rc = load_duration("RETRY_INTERVAL", &c->retry_interval_ms, false)) ||
 	    (rc = load_duration("RETRY_MAX_INTERVAL", &c->retry_max_interval_ms, false)) ||
 	    (rc = load_duration("WAIT_TIMEOUT", &c->wait_timeout_ms, true)) ||
-	    (rc = load_duration("STOP_GRACE_PERIOD", &c->stop_grace_ms, true)))
+	    (rc = load_duration("STOP_GRACE_PERIOD", &c->stop_grace_ms, true)) ||
+	    (rc = load_duration("DEPENDENCY_TIMEOUT", &c->dependency_timeout_ms, true)))
 		return rc;
 	if (c->retry_max_interval_ms < c->retry_interval_ms)
 		c->retry_max_interval_ms = c->retry_interval_ms;
@@ -326,6 +328,11 @@ int config_load(struct config *c, const struct cli *cli)
 		if (!parse_uint(cli->prefetch, UINT32_MAX, &n))
 			return bad_value("-prefetch", cli->prefetch, "expected a whole number");
 	}
+
+	c->allow_breaking = cli->allow_breaking;
+	if ((v = env("ALLOW_BREAKING")) && !cli->allow_breaking &&
+	    !parse_go_bool(v, &c->allow_breaking))
+		return bad_value("ALLOW_BREAKING", v, "expected true or false");
 
 	if ((v = env("TARGET_VERSION"))) {
 		if (!parse_uint(v, UINT64_MAX, &c->target))

@@ -35,6 +35,9 @@ struct config {
 	int64_t retry_max_interval_ms;
 	int64_t wait_timeout_ms; /* 0: no overall deadline */
 
+	bool allow_breaking;           /* ALLOW_BREAKING, -allow-breaking */
+	int64_t dependency_timeout_ms; /* DEPENDENCY_TIMEOUT */
+
 	bool has_target; /* TARGET_VERSION, entrypoint mode */
 	uint64_t target;
 

@@ -487,3 +487,15 @@ int lock_unlock_command(struct db *d, const struct config *c, bool force)
 	mongoc_collection_destroy(coll);
 	return rc;
 }
+
+bool lock_is_live(struct db *d, const struct config *c)
+{
+	mongoc_collection_t *coll = mongoc_database_get_collection(d->db, c->lock_collection);
+	struct holder h;
+	bson_error_t err;
+	int64_t now;
+	bool live = db_server_time(d, &now, &err) && read_holder(coll, &h, &err) && h.found &&
+	            expired_for(&h, c, now) < 0;
+	mongoc_collection_destroy(coll);
+	return live;
+}

@@ -254,6 +254,7 @@ struct yconv {
 	struct anchor *anchors;
 	size_t nanchors;
 	bool seen_root;
+	bool mapping_root; /* a configuration file, not a migration */
 };
 
 static bool yerr(struct yconv *y, const yaml_mark_t *m, const char *msg)
@@ -405,9 +406,11 @@ static bool on_scalar(struct yconv *y, yaml_event_t *e)
 	if (!begin_value(y, e, true))
 		return false;
 	if (y->depth == 0)
-		return yerr(
-		    y, &e->start_mark,
-		    "the body is a single value: a migration is a list of command documents");
+		return yerr(y, &e->start_mark,
+		            y->mapping_root
+		                ? "the file must be a YAML mapping"
+		                : "the body is a single value: a migration is a list of "
+		                  "command documents");
 	if (memchr(v, '\0', len))
 		return yerr(y, &e->start_mark, "a NUL character in a scalar");
 	size_t start = y->out->len;
@@ -446,10 +449,12 @@ static bool on_start(struct yconv *y, yaml_event_t *e, bool mapping)
 {
 	if (!begin_value(y, e, false))
 		return false;
-	if (y->depth == 0 && mapping)
+	if (y->depth == 0 && mapping && !y->mapping_root)
 		return yerr(
 		    y, &e->start_mark,
 		    "the body is a YAML mapping: a migration is a list of command documents");
+	if (y->depth == 0 && !mapping && y->mapping_root)
+		return yerr(y, &e->start_mark, "the file must be a YAML mapping");
 	if (y->depth == YAML_MAX_DEPTH)
 		return yerr(y, &e->start_mark, "nesting deeper than 100 levels");
 	const char *tag =
@@ -526,11 +531,13 @@ static bool yaml_to_json(struct yconv *y)
 	}
 }
 
-bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t errlen)
+static bson_t *parse_yaml(const uint8_t *data, size_t len, bool mapping_root, char *err,
+                          size_t errlen)
 {
 	struct yconv *y = bson_malloc0(sizeof *y);
 	y->err = err;
 	y->errlen = errlen;
+	y->mapping_root = mapping_root;
 	err[0] = '\0';
 	y->out = bson_string_new(NULL);
 	yaml_parser_initialize(&y->p);
@@ -538,9 +545,15 @@ bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t 
 	bson_t *b = NULL;
 	if (yaml_to_json(y)) {
 		if (!y->seen_root) {
-			snprintf(err, errlen,
-			         "the file is empty: a migration is a list of command "
-			         "documents ([] for none)");
+			snprintf(err, errlen, "the file is empty%s",
+			         mapping_root ? ""
+			                      : ": a migration is a list of command documents "
+			                        "([] for none)");
+		} else if (mapping_root) {
+			bson_error_t e;
+			b = parse_with_type_keys((const uint8_t *)y->out->str, y->out->len, &e);
+			if (!b)
+				snprintf(err, errlen, "%s", e.message);
 		} else {
 			char jerr[256];
 			b = migration_parse_json((const uint8_t *)y->out->str, y->out->len, jerr,
@@ -560,4 +573,14 @@ bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t 
 	bson_string_free(y->out, true);
 	bson_free(y);
 	return b;
+}
+
+bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+	return parse_yaml(data, len, false, err, errlen);
+}
+
+bson_t *yaml_parse_mapping(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+	return parse_yaml(data, len, true, err, errlen);
 }

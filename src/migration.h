@@ -22,6 +22,9 @@ bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t 
  * "line:column:". */
 bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t errlen);
 
+/* A YAML mapping (a configuration file) with the same typing rules. */
+bson_t *yaml_parse_mapping(const uint8_t *data, size_t len, char *err, size_t errlen);
+
 /* Checks that body is an array document of non-empty documents. */
 int migration_check_commands(const bson_t *body, char *err, size_t errlen);
 

@@ -6,6 +6,7 @@
 #include "inspect.h"
 #include "lock.h"
 #include "log.h"
+#include "registry.h"
 #include "stop.h"
 #include "termination.h"
 #include "wait.h"
@@ -20,6 +21,7 @@ struct run {
 	const struct cli *cli;
 	struct config *c;
 	struct source src;
+	struct registry reg;
 	struct db d;
 	struct lock l;
 	int64_t from, to;
@@ -210,6 +212,12 @@ static void record(struct run *r, const struct step *s, int64_t started, const c
 
 static int run_step(struct run *r, const struct step *s)
 {
+	const struct reg_version *rv = s->dir == DIR_UP ? registry_find(&r->reg, s->version) : NULL;
+	if (rv && rv->ndeps > 0) {
+		int drc = registry_wait_dependencies(&r->reg, rv, r->c);
+		if (drc)
+			return drc;
+	}
 	int64_t t0 = now_ms(), started = wall_ms();
 	int rc = lock_check(&r->l);
 	if (rc || (rc = db_set_version(&r->d, s->target, true)))
@@ -243,11 +251,11 @@ static int run_plan(struct run *r, const struct plan *p)
 			log_info("no change", F_INT("version", r->from));
 		return 0;
 	}
-	if (r->c->transaction_mode) {
-		int rc = db_check_transactions(&r->d);
-		if (rc)
-			return rc;
-	}
+	int rc = registry_check_breaking(&r->reg, p, r->c->allow_breaking);
+	if (rc)
+		return rc;
+	if (r->c->transaction_mode && (rc = db_check_transactions(&r->d)))
+		return rc;
 	for (size_t i = 0; i < p->n; i++) {
 		if (stop_requested()) {
 			log_warn("stopping before the next migration: signal received",
@@ -255,8 +263,7 @@ static int run_plan(struct run *r, const struct plan *p)
 			         F_INT("next_version", p->steps[i].version));
 			return EXIT_SIGNAL_BASE + stop_requested();
 		}
-		int rc = run_step(r, &p->steps[i]);
-		if (rc)
+		if ((rc = run_step(r, &p->steps[i])))
 			return rc;
 	}
 	if (p->short_by) {
@@ -380,6 +387,8 @@ static int do_migrate(struct run *r)
 		return rc;
 	if ((rc = source_load(&r->src, r->c->source_dir)))
 		return rc;
+	if ((rc = registry_load(&r->reg, r->c->source_dir)))
+		return rc;
 	if (r->src.n == 0) {
 		/* An empty /migrations is a packaging mistake far more often than
 		 * an intent; golang-migrate fails here too. */
@@ -494,8 +503,13 @@ static int do_status(struct run *r)
 static int do_validate(struct run *r)
 {
 	int rc = source_load(&r->src, r->c->source_dir);
+	int reg = registry_load(&r->reg, r->c->source_dir);
+	if (reg == 0)
+		reg = registry_validate(&r->reg, &r->src);
 	if (rc == 0)
 		rc = inspect_validate(&r->src);
+	if (rc == 0)
+		rc = reg;
 	if (rc == 0 && r->cli->validate_db) {
 		bool dirty;
 		if ((rc = open_database(r)) || (rc = db_get_version(&r->d, &r->from, &dirty)))
@@ -506,6 +520,71 @@ static int do_validate(struct run *r)
 		rc = inspect_drift(&r->d, r->c, &r->src, r->from);
 	}
 	return rc;
+}
+
+/*
+ * For app pods when a Job migrates: wait until the database reaches the
+ * target and is clean. A dirty version under a live lock is a migration in
+ * progress; without one it is a failure someone must fix.
+ */
+static int do_wait(struct run *r)
+{
+	uint64_t target;
+	int rc;
+	if (r->cli->nargs > 1)
+		return bad_argument("wait: too many arguments", r->cli->args[1]);
+	if (r->cli->nargs == 1) {
+		if (!parse_uint(r->cli->args[0], INT64_MAX, &target))
+			return bad_argument("wait: can't read version argument V", r->cli->args[0]);
+	} else {
+		if ((rc = source_load(&r->src, r->c->source_dir)))
+			return rc;
+		if (r->src.n == 0) {
+			log_error("wait: no migrations in the migration directory to wait for",
+			          F_STR("dir", r->c->source_dir));
+			return EXIT_SOURCE;
+		}
+		target = r->src.m[r->src.n - 1].version;
+	}
+	if ((rc = open_database(r)))
+		return rc;
+	int64_t start = now_ms();
+	for (int64_t attempt = 1;; attempt++) {
+		bool dirty;
+		if ((rc = db_get_version(&r->d, &r->from, &dirty)))
+			return rc;
+		r->to = r->from;
+		r->known = true;
+		r->dirty = dirty;
+		bool live = dirty && lock_is_live(&r->d, r->c);
+		if (!dirty && r->from >= 0 && (uint64_t)r->from >= target) {
+			log_info("target version reached", F_INT("version", r->from),
+			         F_INT("target", target), F_INT("waited_ms", now_ms() - start));
+			return 0;
+		}
+		if (dirty && !live)
+			return dirty_refusal(r->from);
+		int64_t elapsed = now_ms() - start;
+		if (attempt >= r->c->max_retries ||
+		    (r->c->wait_timeout_ms > 0 && elapsed >= r->c->wait_timeout_ms)) {
+			log_error("target version not reached in time", F_INT("version", r->from),
+			          F_INT("target", target), F_INT("attempts", attempt),
+			          F_INT("waited_ms", elapsed));
+			return EXIT_PENDING;
+		}
+		int64_t delay = backoff_full_jitter(
+		    (unsigned)(attempt - 1), r->c->retry_interval_ms, r->c->retry_max_interval_ms,
+		    (double)random() / ((double)RAND_MAX + 1.0));
+		if (r->c->wait_timeout_ms > 0 && elapsed + delay > r->c->wait_timeout_ms)
+			delay = r->c->wait_timeout_ms - elapsed;
+		log_info(
+		    live ? "waiting: a migration is in progress" : "waiting for the target version",
+		    F_INT("version", r->from), F_INT("target", target), F_INT("attempt", attempt),
+		    F_INT("max_attempts", r->c->max_retries), F_INT("delay_ms", delay));
+		stop_sleep_ms(delay);
+		if (stop_requested())
+			return EXIT_SIGNAL_BASE + stop_requested();
+	}
 }
 
 static int do_unlock(struct run *r)
@@ -614,6 +693,9 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 		case CMD_PLAN:
 			rc = do_plan(&r);
 			break;
+		case CMD_WAIT:
+			rc = do_wait(&r);
+			break;
 		default:
 			rc = do_migrate(&r);
 		}
@@ -627,5 +709,6 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 	summary(&r, rc, status, len);
 	db_close(&r.d);
 	source_free(&r.src);
+	registry_free(&r.reg);
 	return rc;
 }

@@ -1,0 +1,77 @@
+/*
+ * .migration-registry.yaml, beside the migrations (optional): the service's
+ * name and database, and per version a description, whether it is breaking,
+ * and its dependencies on other services' minimum versions.
+ *
+ *   service: order-service
+ *   database: orders
+ *   migrations:
+ *     - version: 2
+ *       description: move items to the new shape
+ *       breaking: true
+ *       dependencies:
+ *         - service: user-service
+ *           min-version: 3
+ *           database: users                # that service's database
+ *           collection: schema_migrations  # optional: its state collection
+ *           url-env: USERS_DATABASE_URL    # optional: env var with its URL
+ *
+ * A dependency without url-env lives on our cluster, in its database.
+ */
+#ifndef MI_REGISTRY_H
+#define MI_REGISTRY_H
+
+#include "config.h"
+#include "runner.h"
+#include "source.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define REGISTRY_FILE ".migration-registry.yaml"
+
+struct reg_dep {
+	char *service;
+	uint64_t min_version;
+	char *database;
+	char *collection;
+	char *url_env;
+};
+
+struct reg_version {
+	uint64_t version;
+	char *description;
+	bool breaking;
+	struct reg_dep *deps;
+	size_t ndeps;
+};
+
+struct registry {
+	bool present;
+	char *service;
+	char *database;
+	struct reg_version *v;
+	size_t n;
+};
+
+/* Reads dir/.migration-registry.yaml if it exists. 0, or EXIT_SOURCE after
+ * logging what is wrong with it. */
+int registry_load(struct registry *r, const char *dir);
+void registry_free(struct registry *r);
+
+const struct reg_version *registry_find(const struct registry *r, uint64_t version);
+
+/* For validate: versions that exist in the source, dependencies on other
+ * services only. 0 or EXIT_SOURCE, every problem logged. */
+int registry_validate(const struct registry *r, const struct source *s);
+
+/* Refuses a plan with a breaking up migration unless allowed: 0 or
+ * EXIT_DEPENDENCY, before anything runs. */
+int registry_check_breaking(const struct registry *r, const struct plan *p, bool allow);
+
+/* Waits, up to DEPENDENCY_TIMEOUT, until every dependency of v is at or past
+ * its minimum version and clean. 0, EXIT_DEPENDENCY, or 128+n. */
+int registry_wait_dependencies(const struct registry *r, const struct reg_version *v,
+                               const struct config *c);
+
+#endif
