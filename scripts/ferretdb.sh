@@ -5,6 +5,15 @@
 #                                   prints the port on stdout once it answers a ping
 #   scripts/ferretdb.sh stop DIR    TERM, then KILL after a few seconds
 #
+# Environment (all optional):
+#   FERRETDB_PORT   listen on this port of 127.0.0.1 instead of a free one
+#                   (the end-to-end tests start a server on a port that a
+#                   client is already waiting for)
+#   FERRETDB_ARGS   extra FerretDB flags, split on whitespace, e.g.
+#                   "--listen-tls=127.0.0.1:PORT --listen-tls-cert-file=F ..."
+#                   or "--test-enable-new-auth --setup-database=DB ...";
+#                   the plain listener stays on, for the readiness ping
+#
 # Used by the README demo and by CI. Only ever listens on 127.0.0.1.
 set -euo pipefail
 
@@ -75,8 +84,17 @@ start() {
 	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
 		die "already running in $dir (pid $(cat "$dir/pid"), port $(cat "$dir/port" 2>/dev/null || echo '?'))"
 	fi
-	local log="$dir/ferretdb.log" port pid deadline
-	port=$(free_port)
+	local log="$dir/ferretdb.log" port pid deadline extra=()
+	if [ -n "${FERRETDB_PORT:-}" ]; then
+		[[ "$FERRETDB_PORT" =~ ^[0-9]+$ ]] && [ "$FERRETDB_PORT" -ge 1 ] && [ "$FERRETDB_PORT" -le 65535 ] ||
+			die "FERRETDB_PORT must be a port number, not '$FERRETDB_PORT'"
+		port=$FERRETDB_PORT
+	else
+		port=$(free_port)
+	fi
+	if [ -n "${FERRETDB_ARGS:-}" ]; then
+		read -r -a extra <<<"$FERRETDB_ARGS"
+	fi
 	: >"$log"
 	# setsid: own process group, so the caller's Ctrl-C does not reach it
 	# half-way and "stop" can signal it cleanly.
@@ -88,6 +106,7 @@ start() {
 		--debug-addr=- \
 		--telemetry=disable \
 		--log-level=warn \
+		"${extra[@]}" \
 		</dev/null >>"$log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$dir/pid"

@@ -6,3 +6,16 @@ MIGRATE_VERSION=v4.20.1
 MI_CACHE=${MI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/migrate-init}
 FERRETDB_BIN="$MI_CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
 MIGRATE_BIN="$MI_CACHE/migrate-$MIGRATE_VERSION/migrate"
+
+# The fully static musl build (`make static`, scripts/build-static.sh): the
+# Debian source packages it compiles with musl-gcc, pinned, and the prefix they
+# are installed into, keyed by their versions. Bump a version when Debian
+# publishes a new one (`apt-cache showsrc openssl | grep ^Version` once the
+# deb-src entry exists); bump STATIC_BUILD_REV when the build recipe (configure
+# options, flags) in build-static.sh changes. Either gives a new prefix, built
+# once on first use; old ones can be deleted by hand.
+STATIC_OPENSSL_VERSION=${STATIC_OPENSSL_VERSION:-3.0.20-1~deb12u2}
+STATIC_MONGOC_VERSION=${STATIC_MONGOC_VERSION:-1.23.1-1+deb12u3}
+STATIC_YAML_VERSION=${STATIC_YAML_VERSION:-0.2.5-1}
+STATIC_BUILD_REV=1
+STATIC_PREFIX="$MI_CACHE/static-openssl_$STATIC_OPENSSL_VERSION-mongoc_$STATIC_MONGOC_VERSION-yaml_$STATIC_YAML_VERSION-r$STATIC_BUILD_REV"

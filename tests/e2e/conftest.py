@@ -26,8 +26,10 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import bson
 import pymongo
@@ -611,3 +613,218 @@ def finish(p, timeout=30, check_mi=False):
     if check_mi:
         check_mi_output(res, p.mi_env)
     return res
+
+
+# --------------------------------------------------------------------------
+# More FerretDB servers, for the init-container runtime tests
+# (tests/e2e/test_runtime.py): one started later on a port a client already
+# waits for, one with authentication, one with a TLS listener. All of them
+# 127.0.0.1 only, started by scripts/ferretdb.sh (FERRETDB_PORT,
+# FERRETDB_ARGS); each one's stop starts when its fixture ends, even when
+# tests fail, and the session waits for all of them (in parallel) at its end.
+
+AUTH_DB = "authdb"
+AUTH_USER = "migrator"
+
+
+def free_port():
+    """A port of 127.0.0.1 that nothing listens on (at the time of asking)."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def start_ferretdb(directory, port=None, args=()):
+    """Starts FerretDB in directory via scripts/ferretdb.sh; returns its plain port."""
+    if not FERRETDB_BIN.exists():
+        pytest.fail(f"FerretDB not found at {FERRETDB_BIN}: run scripts/deps.sh", pytrace=False)
+    env = dict(os.environ)
+    env.pop("FERRETDB_PORT", None)
+    env.pop("FERRETDB_ARGS", None)
+    if port is not None:
+        env["FERRETDB_PORT"] = str(port)
+    if args:
+        env["FERRETDB_ARGS"] = " ".join(str(a) for a in args)
+    p = subprocess.run(
+        [str(SCRIPTS / "ferretdb.sh"), "start", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    if p.returncode != 0:
+        pytest.fail(f"could not start FerretDB (port={port}, args={args}):\n{p.stderr}", pytrace=False)
+    return int(p.stdout.strip())
+
+
+def stop_ferretdb(directory):
+    subprocess.run([str(SCRIPTS / "ferretdb.sh"), "stop", str(directory)], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def ferretdb_stopper():
+    """stop(directory): starts stopping a FerretDB now (it takes a second or
+    so) and waits for every one of them at the end of the session, in parallel."""
+    procs = []
+
+    def stop(directory):
+        procs.append(subprocess.Popen([str(SCRIPTS / "ferretdb.sh"), "stop", str(directory)]))
+
+    try:
+        yield stop
+    finally:
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def wait_tcp(port, timeout=20.0):
+    """Waits until 127.0.0.1:port accepts a TCP connection (a start-up guard, not a test)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"nothing accepts connections on 127.0.0.1:{port}", pytrace=False)
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def ferretdb_factory(tmp_path_factory, ferretdb_stopper):
+    """ferretdb_factory(port=None, args=()) -> port of a new FerretDB; its stop
+    starts after the test (and is waited for at the end of the session)."""
+    dirs = []
+
+    def make(port=None, args=()):
+        d = tmp_path_factory.mktemp("ferretdb_extra")
+        dirs.append(d)
+        return start_ferretdb(d, port=port, args=args)
+
+    try:
+        yield make
+    finally:
+        for d in dirs:
+            ferretdb_stopper(d)
+
+
+class AuthServer:
+    """A FerretDB with authentication: user AUTH_USER, password CANARY_PASSWORD, in AUTH_DB."""
+
+    def __init__(self, port):
+        self.port = port
+        self.user = AUTH_USER
+        self.password = CANARY_PASSWORD
+        self.auth_db = AUTH_DB
+
+    def url(self, dbname, password=None, user=None):
+        pw = self.password if password is None else password
+        u = self.user if user is None else user
+        return (
+            f"mongodb://{quote(u, safe='')}:{quote(pw, safe='')}@127.0.0.1:{self.port}/"
+            f"{dbname}?authSource={self.auth_db}"
+        )
+
+    def client(self):
+        return pymongo.MongoClient(
+            f"mongodb://127.0.0.1:{self.port}/",
+            username=self.user,
+            password=self.password,
+            authSource=self.auth_db,
+            serverSelectionTimeoutMS=5000,
+            connectTimeoutMS=5000,
+        )
+
+
+@pytest.fixture(scope="session")
+def ferretdb_auth(tmp_path_factory, ferretdb_stopper):
+    """AuthServer: a FerretDB with --test-enable-new-auth and one SCRAM user."""
+    d = tmp_path_factory.mktemp("ferretdb_auth")
+    port = start_ferretdb(
+        d,
+        args=(
+            "--test-enable-new-auth",
+            f"--setup-database={AUTH_DB}",
+            f"--setup-username={AUTH_USER}",
+            f"--setup-password={CANARY_PASSWORD}",
+        ),
+    )
+    try:
+        yield AuthServer(port)
+    finally:
+        ferretdb_stopper(d)
+
+
+class TLSCerts:
+    """ca.pem (signs server.pem: IP:127.0.0.1, DNS:localhost) and an unrelated other_ca.pem."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.ca = d / "ca.pem"
+        self.server_cert = d / "server.pem"
+        self.server_key = d / "server.key"
+        self.other_ca = d / "other_ca.pem"
+
+
+def _openssl(*args, cwd):
+    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        pytest.fail(f"openssl {' '.join(args)} failed:\n{p.stderr}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=migrate-init test CA", cwd=d)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other_ca.key", "-out",
+             "other_ca.pem", "-days", "2", "-subj", "/CN=unrelated test CA", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=localhost", cwd=d)
+    (d / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext", cwd=d)
+    return TLSCerts(d)
+
+
+class TLSServer:
+    def __init__(self, port, tls_port, certs):
+        self.port = port  # plain listener: for inspection with pymongo
+        self.tls_port = tls_port
+        self.certs = certs
+
+    def url(self, dbname, ca=None):
+        ca = self.certs.ca if ca is None else ca
+        return f"mongodb://127.0.0.1:{self.tls_port}/{dbname}?tls=true&tlsCAFile={ca}"
+
+
+@pytest.fixture(scope="session")
+def ferretdb_tls(tmp_path_factory, tls_certs, ferretdb_stopper):
+    """TLSServer: a FerretDB with a TLS listener (and a plain one for the harness)."""
+    d = tmp_path_factory.mktemp("ferretdb_tls")
+    tls_port = free_port()
+    port = start_ferretdb(
+        d,
+        args=(
+            f"--listen-tls=127.0.0.1:{tls_port}",
+            f"--listen-tls-cert-file={tls_certs.server_cert}",
+            f"--listen-tls-key-file={tls_certs.server_key}",
+        ),
+    )
+    try:
+        wait_tcp(tls_port)
+        yield TLSServer(port, tls_port, tls_certs)
+    finally:
+        ferretdb_stopper(d)
