@@ -19,7 +19,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 # the sanitizer one (ASan + UBSan) that the test suite also runs.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all asan test unit e2e e2e-asan valgrind demo format format-check clean
+.PHONY: all asan faults fuzz fuzz-regress test unit e2e e2e-asan valgrind demo format format-check clean
 all: bin/migrate-init
 
 build/%.o: src/%.c src/*.h
@@ -40,6 +40,17 @@ bin/asan/migrate-init: $(SRCS:src/%.c=build/asan/%.o)
 
 asan: bin/asan/migrate-init
 
+# The crash-injection build (src/fault.h): only the reliability tests use it.
+build/faults/%.o: src/%.c src/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -DMI_FAULTS -c -o $@ $<
+
+bin/faults/migrate-init: $(SRCS:src/%.c=build/faults/%.o)
+	@mkdir -p bin/faults
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+faults: bin/faults/migrate-init
+
 build/unit/%: tests/unit/%.c $(LIB_SRCS:src/%.c=build/asan/%.o)
 	@mkdir -p build/unit
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -Isrc -o $@ $^ $(LDLIBS) -lcmocka
@@ -52,6 +63,17 @@ e2e: bin/migrate-init
 
 # The whole end-to-end suite again, against the sanitizer build.
 e2e-asan: bin/asan/migrate-init
+
+# The crash-injection build (src/fault.h): only the reliability tests use it.
+build/faults/%.o: src/%.c src/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -DMI_FAULTS -c -o $@ $<
+
+bin/faults/migrate-init: $(SRCS:src/%.c=build/faults/%.o)
+	@mkdir -p bin/faults
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+faults: bin/faults/migrate-init
 	MIGRATE_INIT_BIN=$(CURDIR)/bin/asan/migrate-init \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

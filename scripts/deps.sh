@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
 
 apt_packages=(
-	build-essential pkg-config clang clang-format valgrind
+	build-essential pkg-config clang clang-format valgrind libclang-rt-14-dev libfuzzer-14-dev
 	libmongoc-dev libbson-dev libyaml-dev libssl-dev libcmocka-dev
 	python3-pytest python3-pymongo python3-yaml
 	musl-tools dpkg-dev

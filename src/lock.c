@@ -1,6 +1,7 @@
 #include "lock.h"
 
 #include "exitcode.h"
+#include "fault.h"
 #include "log.h"
 #include "stop.h"
 
@@ -403,6 +404,8 @@ int lock_release(struct lock *l)
 {
 	int rc = 0;
 	stop_heartbeat(l);
+	if (l->held)
+		FAULT("releasing");
 	if (l->held && !atomic_load(&l->lost)) {
 		bson_t filter = BSON_INITIALIZER, reply;
 		BSON_APPEND_INT32(&filter, "locking_key", 0);

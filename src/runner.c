@@ -2,6 +2,7 @@
 
 #include "db.h"
 #include "exitcode.h"
+#include "fault.h"
 #include "history.h"
 #include "inspect.h"
 #include "lock.h"
@@ -182,6 +183,7 @@ static int run_body(struct run *r, const struct step *s)
 		if (!db_run_command(&r->d, &cmd, sess, &err))
 			rc = command_failed(s, index, &cmd, &err);
 		index++;
+		FAULT("after_command");
 	}
 	if (sess) {
 		if (rc == 0 && !mongoc_client_session_commit_transaction(sess, NULL, &err)) {
@@ -224,11 +226,13 @@ static int run_step(struct run *r, const struct step *s)
 		return rc;
 	r->to = s->target;
 	r->dirty = true;
+	FAULT("after_dirty");
 	rc = run_body(r, s);
 	if (rc) {
 		record(r, s, started, log_last_error() ? log_last_error() : exit_meaning(rc));
 		return rc;
 	}
+	FAULT("before_clean");
 	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, s->target, false)))
 		return rc;
 	r->dirty = false;
@@ -396,8 +400,12 @@ static int do_migrate(struct run *r)
 		          F_STR("dir", r->c->source_dir));
 		return EXIT_SOURCE;
 	}
-	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
+	if ((rc = open_database(r)))
 		return rc;
+	FAULT("before_lock");
+	if ((rc = lock_acquire(&r->l, &r->d, r->c)))
+		return rc;
+	FAULT("locked");
 	bool dirty;
 	if ((rc = db_get_version(&r->d, &r->from, &dirty)))
 		return rc;
