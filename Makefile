@@ -63,17 +63,6 @@ e2e: bin/migrate-init
 
 # The whole end-to-end suite again, against the sanitizer build.
 e2e-asan: bin/asan/migrate-init
-
-# The crash-injection build (src/fault.h): only the reliability tests use it.
-build/faults/%.o: src/%.c src/*.h
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -DMI_FAULTS -c -o $@ $<
-
-bin/faults/migrate-init: $(SRCS:src/%.c=build/faults/%.o)
-	@mkdir -p bin/faults
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-faults: bin/faults/migrate-init
 	MIGRATE_INIT_BIN=$(CURDIR)/bin/asan/migrate-init \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
