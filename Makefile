@@ -1,5 +1,6 @@
 # migrate-init. `make` builds bin/migrate-init against Debian's libmongoc,
 # libbson and libyaml; `make test` runs the unit and end-to-end tests.
+SHELL := /bin/bash
 VERSION ?= 0.1.0
 CC ?= cc
 PKGS := libmongoc-1.0 libbson-1.0 yaml-0.1 libcrypto
@@ -51,6 +52,36 @@ bin/faults/migrate-init: $(SRCS:src/%.c=build/faults/%.o)
 
 faults: bin/faults/migrate-init
 
+# libFuzzer harnesses (clang). `make fuzz` runs each for FUZZ_SECONDS on a
+# scratch copy of its corpus; `make fuzz-regress` replays the corpus and every
+# crash reproducer kept in fuzz/regressions/NAME/ once, as regression tests.
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZERS := $(patsubst fuzz/%.c,bin/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+build/fuzz/%.o: src/%.c src/*.h
+	@mkdir -p $(dir $@)
+	clang $(BASE_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+bin/fuzz/%: fuzz/%.c $(LIB_SRCS:src/%.c=build/fuzz/%.o)
+	@mkdir -p bin/fuzz
+	clang $(BASE_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Isrc -o $@ $^ $(LDLIBS)
+
+fuzz: $(FUZZERS)
+	@set -e; for f in $^; do n=$$(basename $$f); w=build/fuzz-corpus/$$n; \
+		rm -rf $$w; mkdir -p $$w fuzz/regressions/$$n; cp fuzz/corpus/$$n/* $$w/; \
+		echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix=fuzz/regressions/$$n/ -print_final_stats=1 $$w 2>&1 | \
+			grep -E '^(stat::number_of_executed_units|INFO: Running|==[0-9]+==ERROR|SUMMARY)' ; \
+		test "$${PIPESTATUS[0]}" = 0; done
+
+fuzz-regress: $(FUZZERS)
+	@set -e; for f in $^; do n=$$(basename $$f); \
+		files=$$(ls fuzz/corpus/$$n/* fuzz/regressions/$$n/* 2>/dev/null || true); \
+		$$f $$files >build/$$n.log 2>&1 || { tail -20 build/$$n.log; exit 1; }; \
+		echo "fuzz-regress $$n: $$(echo $$files | wc -w) inputs ok"; done
+
 build/unit/%: tests/unit/%.c $(LIB_SRCS:src/%.c=build/asan/%.o)
 	@mkdir -p build/unit
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -Isrc -o $@ $^ $(LDLIBS) -lcmocka
@@ -71,16 +102,16 @@ e2e-asan: bin/asan/migrate-init
 valgrind: bin/migrate-init
 	bash tests/valgrind.sh
 
-test: unit e2e e2e-asan valgrind
+test: unit fuzz-regress e2e e2e-asan valgrind
 
 demo: bin/migrate-init
 	bash scripts/demo.sh
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
 format-check:
-	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c
+	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
 clean:
 	rm -rf bin build
@@ -92,7 +123,7 @@ clean:
 # reused after), then makes bin/static/migrate-init below with STATIC_PREFIX
 # set to it, checks the result and reports its size.
 STATIC_CC ?= musl-gcc
-STATIC_PKGS := libmongoc-static-1.0 libbson-static-1.0 yaml-0.1
+STATIC_PKGS := libmongoc-static-1.0 libbson-static-1.0 yaml-0.1 libcrypto
 STATIC_PC = PKG_CONFIG_LIBDIR='$(STATIC_PREFIX)/lib/pkgconfig' PKG_CONFIG_PATH= pkg-config --static
 # BASE_CFLAGS (same standard, defines and warnings) minus Debian's -I dirs.
 STATIC_CFLAGS = $(filter-out -I%,$(BASE_CFLAGS)) $(shell $(STATIC_PC) --cflags $(STATIC_PKGS))

@@ -195,6 +195,16 @@ int url_take_x_options(const char *url, char **out,
 	return 0;
 }
 
+/* Shorter secrets are registered only inside the URL's own text: a bare
+ * "p" would blank every p of every log line without protecting anything. */
+#define MIN_BARE_SECRET 4
+
+static void add_bare_secret(const char *s, size_t len)
+{
+	if (len >= MIN_BARE_SECRET)
+		log_add_secret_n(s, len);
+}
+
 void url_register_secrets(const char *url)
 {
 	const char *start = strstr(url, "://");
@@ -207,14 +217,17 @@ void url_register_secrets(const char *url)
 	const char *at = strrchr(start, '@');
 	if (!at)
 		return;
-	log_add_secret_n(start, (size_t)(at - start));
+	/* "://userinfo@" catches the URL wherever it is echoed, whatever the
+	 * password's length. */
+	log_add_secret_n(start - 3, (size_t)(at - start) + 4);
+	add_bare_secret(start, (size_t)(at - start));
 	const char *colon = memchr(start, ':', (size_t)(at - start));
 	if (colon && colon + 1 < at) {
 		size_t plen = (size_t)(at - colon - 1);
-		log_add_secret_n(colon + 1, plen);
+		add_bare_secret(colon + 1, plen);
 		char *dec = query_unescape(colon + 1, plen);
 		if (dec) {
-			log_add_secret(dec);
+			add_bare_secret(dec, strlen(dec));
 			bson_free(dec);
 		}
 	}
@@ -566,7 +579,9 @@ int config_load_database(struct config *c, const struct cli *cli)
 		return EXIT_USAGE;
 	}
 	/* libmongoc may have decoded the password differently from us. */
-	log_add_secret(mongoc_uri_get_password(uri));
+	const char *pw = mongoc_uri_get_password(uri);
+	if (pw && strlen(pw) >= MIN_BARE_SECRET)
+		log_add_secret(pw);
 	c->db_name = bson_strdup(db);
 	mongoc_uri_destroy(uri);
 	return 0;

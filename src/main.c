@@ -10,6 +10,7 @@
 
 #include <mongoc/mongoc.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -101,8 +102,18 @@ int main(int argc, char **argv)
 {
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	signal(SIGPIPE, SIG_IGN);
-	mongoc_init();
+	/* Debian's libmongoc keeps performance counters in /dev/shm/mongoc-PID,
+	 * created by its load-time constructor. A file left by a killed run
+	 * makes the next process with that PID (PID 1 in every container) warn
+	 * in plain text, before main() can capture libmongoc's log. We never
+	 * read the counters, so unlink the file now: the mapping stays valid
+	 * and nothing is left behind, however we die. (The static build has
+	 * the counters compiled out.) */
+	char shm[32];
+	snprintf(shm, sizeof shm, "/mongoc-%ld", (long)getpid());
+	shm_unlink(shm);
 	log_capture_mongoc();
+	mongoc_init();
 	int rc = run(argc, argv);
 	mongoc_cleanup();
 	log_shutdown();

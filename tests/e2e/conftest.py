@@ -21,6 +21,7 @@ Rules enforced here for every test:
 
 import json
 import os
+import tempfile
 import re
 import socket
 import struct
@@ -126,6 +127,10 @@ def clean_env(extra=None):
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "MSAN_OPTIONS"):
         if k in os.environ:
             env[k] = os.environ[k]
+    # Never write the real /dev/termination-log of the machine running the
+    # tests; a test that checks the message sets its own path.
+    env["TERMINATION_MESSAGE_PATH"] = os.path.join(
+        tempfile.gettempdir(), "migrate-init-e2e-termination-log")
     if extra:
         env.update({k: str(v) for k, v in extra.items()})
     return env
