@@ -133,7 +133,14 @@ static:
 	+@bash scripts/build-static.sh
 
 ifneq ($(STATIC_PREFIX),)
-build/static/%.o: src/%.c src/*.h $(STATIC_PREFIX)/.complete
+# The prefix in use, rewritten only when it changes: switching to another one
+# (a version bump, another MI_CACHE) recompiles and relinks everything.
+build/static/prefix: static-prefix-check
+	@mkdir -p build/static
+	@echo '$(STATIC_PREFIX)' | cmp -s - $@ || echo '$(STATIC_PREFIX)' >$@
+.PHONY: static-prefix-check
+
+build/static/%.o: src/%.c src/*.h build/static/prefix $(STATIC_PREFIX)/.complete
 	@mkdir -p $(dir $@)
 	$(STATIC_CC) $(STATIC_CFLAGS) $(CFLAGS) -ffunction-sections -fdata-sections -c -o $@ $<
 

@@ -10,9 +10,10 @@
 
 bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
-	/* golang-migrate feeds every body, whatever its extension, to the
+	if (strcmp(ext, "yaml") == 0 || strcmp(ext, "yml") == 0)
+		return migration_parse_yaml(data, len, err, errlen);
+	/* golang-migrate feeds every other body, whatever its extension, to the
 	 * Extended JSON parser; so do we. */
-	(void)ext;
 	return migration_parse_json(data, len, err, errlen);
 }
 
