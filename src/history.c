@@ -59,7 +59,7 @@ const struct history_applied *history_find(const struct history_applied *h, size
                                            uint64_t version)
 {
 	struct history_applied key = {.version = version};
-	return bsearch(&key, h, n, sizeof *h, cmp_version);
+	return n ? bsearch(&key, h, n, sizeof *h, cmp_version) : NULL;
 }
 
 int history_read(struct db *d, const struct config *c, struct history_applied **out, size_t *n)

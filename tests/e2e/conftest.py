@@ -152,7 +152,8 @@ def _run(binary, args, env=None, input=None, timeout=60, cwd=None):
 
 
 # Arguments after which migrate-init legitimately prints on stdout.
-OUTPUT_COMMANDS = {"version", "create", "-version", "--version", "-help", "--help", "-h"}
+OUTPUT_COMMANDS = {"version", "create", "validate", "status", "plan", "-version", "--version",
+                   "-help", "--help", "-h"}
 
 
 def check_mi_output(res, env):
