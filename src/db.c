@@ -82,7 +82,7 @@ static bool has_substr(const char *s, const char *const *needles)
 
 static const char *const auth_words[] = {
     "Authentication failed", "auth failed", "TLS handshake failed",   "certificate verify failed",
-    "certificate",           "SSL",         "Unable to authenticate", NULL};
+    "certificate",           "SSL",         "Unable to authenticate", "SCRAM Failure", NULL};
 
 int db_error_exit(const bson_error_t *err)
 {
