@@ -81,8 +81,9 @@ static bool has_substr(const char *s, const char *const *needles)
 }
 
 static const char *const auth_words[] = {
-    "Authentication failed", "auth failed", "TLS handshake failed",   "certificate verify failed",
-    "certificate",           "SSL",         "Unable to authenticate", "SCRAM Failure", NULL};
+    "Authentication failed",     "auth failed",   "TLS handshake failed",
+    "certificate verify failed", "certificate",   "SSL",
+    "Unable to authenticate",    "SCRAM Failure", NULL};
 
 int db_error_exit(const bson_error_t *err)
 {
@@ -132,7 +133,10 @@ int db_get_version(struct db *d, int64_t *version, bool *dirty)
 	int rc = 0;
 	*version = VERSION_NIL;
 	*dirty = false;
+	d->known = false;
+	d->exists = false;
 	if (mongoc_cursor_next(cur, &doc)) {
+		d->exists = true;
 		bson_iter_t it;
 		if (bson_iter_init_find(&it, doc, "version") &&
 		    (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
@@ -157,6 +161,11 @@ int db_get_version(struct db *d, int64_t *version, bool *dirty)
 	mongoc_cursor_destroy(cur);
 	bson_destroy(&filter);
 	bson_destroy(&opts);
+	if (rc == 0) {
+		d->known = true;
+		d->version = *version;
+		d->dirty = *dirty;
+	}
 	return rc;
 }
 
@@ -169,14 +178,39 @@ int db_set_version(struct db *d, int64_t version, bool dirty)
 	else
 		BSON_APPEND_INT64(&doc, "version", version);
 	BSON_APPEND_BOOL(&doc, "dirty", dirty);
-	BSON_APPEND_BOOL(&opts, "upsert", true);
+	if (d->known && d->exists) {
+		/* Numbers compare across int32, int64 and double, so this also
+		 * matches what golang-migrate wrote. */
+		BSON_APPEND_INT64(&filter, "version", d->version);
+		BSON_APPEND_BOOL(&filter, "dirty", d->dirty);
+	} else {
+		BSON_APPEND_BOOL(&opts, "upsert", true);
+	}
 	bson_error_t err;
-	bool ok = mongoc_collection_replace_one(d->state, &filter, &doc, &opts, NULL, &err);
+	bson_t reply;
+	bool ok = mongoc_collection_replace_one(d->state, &filter, &doc, &opts, &reply, &err);
+	bson_iter_t it;
+	bool matched =
+	    !(d->known && d->exists) || (ok && bson_iter_init_find(&it, &reply, "matchedCount") &&
+	                                 bson_iter_as_int64(&it) == 1);
+	bson_destroy(&reply);
 	bson_destroy(&filter);
 	bson_destroy(&doc);
 	bson_destroy(&opts);
 	if (!ok)
 		return state_error("cannot write the migration version", &err);
+	if (!matched) {
+		log_error("the migration state changed under us: another runner must have taken "
+		          "the lock over; not writing",
+		          F_INT("expected_version", d->version), F_BOOL("expected_dirty", d->dirty),
+		          F_INT("version", version), F_BOOL("dirty", dirty));
+		d->known = false;
+		return EXIT_LOCK_LOST;
+	}
+	d->known = true;
+	d->exists = true;
+	d->version = version;
+	d->dirty = dirty;
 	return 0;
 }
 

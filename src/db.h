@@ -21,6 +21,12 @@ struct db {
 	mongoc_database_t *db;
 	mongoc_collection_t *state;
 	const struct config *cfg;
+	/* The state as we last read or wrote it: every write is a
+	 * compare-and-set against it (see db_set_version). */
+	bool known;
+	bool exists;
+	int64_t version;
+	bool dirty;
 };
 
 /* Creates the client; no I/O yet. 0 or EXIT_USAGE. */
@@ -36,6 +42,11 @@ bool db_server_time(struct db *d, int64_t *ms, bson_error_t *err);
 
 /* Reads the state. 0, or an exit code after logging why. */
 int db_get_version(struct db *d, int64_t *version, bool *dirty);
+
+/* Writes the state, only if it is still what we last read or wrote: a
+ * write delayed past our lock's lease (a stalled connection) must not undo
+ * what a runner that took over has done since. EXIT_LOCK_LOST if it was
+ * changed under us. */
 int db_set_version(struct db *d, int64_t version, bool dirty);
 
 /* runCommand against the URL's database. A reply with writeErrors or a

@@ -373,6 +373,15 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 	return 0;
 }
 
+int lock_check_cached(struct lock *l)
+{
+	if (l->held && atomic_load(&l->lost)) {
+		log_error("the lock was lost during the run; stopping before the next write");
+		return EXIT_LOCK_LOST;
+	}
+	return 0;
+}
+
 int lock_check(struct lock *l)
 {
 	if (!l->held)

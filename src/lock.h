@@ -51,6 +51,10 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c);
  * EXIT_LOCK_LOST after logging why. Checks the database, not a cache. */
 int lock_check(struct lock *l);
 
+/* The heartbeat's verdict only, without a round trip: for between the
+ * commands of a migration. 0 or EXIT_LOCK_LOST (logged). */
+int lock_check_cached(struct lock *l);
+
 /* Stops the heartbeat and deletes our lock document if we hold it. */
 int lock_release(struct lock *l);
 

@@ -351,11 +351,8 @@ int registry_wait_dependencies(const struct registry *r, const struct reg_versio
 				          F_INT("waited_ms", elapsed));
 				return EXIT_DEPENDENCY;
 			}
-			int64_t delay = backoff_full_jitter(
-			    attempt, c->retry_interval_ms, c->retry_max_interval_ms,
-			    (double)random() / ((double)RAND_MAX + 1.0));
-			if (delay > c->dependency_timeout_ms - elapsed)
-				delay = c->dependency_timeout_ms - elapsed;
+			int64_t delay =
+			    wait_next_delay(c, attempt, elapsed, c->dependency_timeout_ms);
 			log_info("waiting for a dependency", F_INT("version", v->version),
 			         F_STR("service", d->service), F_INT("min_version", d->min_version),
 			         F_STR("state", why), F_INT("delay_ms", delay));

@@ -178,6 +178,10 @@ static int run_body(struct run *r, const struct step *s)
 		uint32_t len;
 		const uint8_t *data;
 		bson_t cmd;
+		/* The heartbeat may have lost the lock during the last command:
+		 * another runner may be working now, so send nothing more. */
+		if ((rc = lock_check_cached(&r->l)))
+			break;
 		bson_iter_document(&it, &len, &data);
 		bson_init_static(&cmd, data, len);
 		if (!db_run_command(&r->d, &cmd, sess, &err))
@@ -227,6 +231,8 @@ static int run_step(struct run *r, const struct step *s)
 	r->to = s->target;
 	r->dirty = true;
 	FAULT("after_dirty");
+	if ((rc = lock_check_cached(&r->l)))
+		return rc;
 	rc = run_body(r, s);
 	if (rc) {
 		record(r, s, started, log_last_error() ? log_last_error() : exit_meaning(rc));
@@ -580,11 +586,8 @@ static int do_wait(struct run *r)
 			          F_INT("waited_ms", elapsed));
 			return EXIT_PENDING;
 		}
-		int64_t delay = backoff_full_jitter(
-		    (unsigned)(attempt - 1), r->c->retry_interval_ms, r->c->retry_max_interval_ms,
-		    (double)random() / ((double)RAND_MAX + 1.0));
-		if (r->c->wait_timeout_ms > 0 && elapsed + delay > r->c->wait_timeout_ms)
-			delay = r->c->wait_timeout_ms - elapsed;
+		int64_t delay =
+		    wait_next_delay(r->c, (unsigned)(attempt - 1), elapsed, r->c->wait_timeout_ms);
 		log_info(
 		    live ? "waiting: a migration is in progress" : "waiting for the target version",
 		    F_INT("version", r->from), F_INT("target", target), F_INT("attempt", attempt),
@@ -678,36 +681,16 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 	bool offline = cli->cmd == CMD_VALIDATE && !cli->validate_db;
 	int rc = offline ? 0 : config_load_database(c, cli);
 	stop_set_abort(abort_run, &r);
-	if (rc == 0) {
-		switch (cli->cmd) {
-		case CMD_FORCE:
-			rc = do_force(&r);
-			break;
-		case CMD_DROP:
-			rc = do_drop(&r);
-			break;
-		case CMD_VERSION:
-			rc = do_version(&r);
-			break;
-		case CMD_UNLOCK:
-			rc = do_unlock(&r);
-			break;
-		case CMD_VALIDATE:
-			rc = do_validate(&r);
-			break;
-		case CMD_STATUS:
-			rc = do_status(&r);
-			break;
-		case CMD_PLAN:
-			rc = do_plan(&r);
-			break;
-		case CMD_WAIT:
-			rc = do_wait(&r);
-			break;
-		default:
-			rc = do_migrate(&r);
-		}
-	}
+	static int (*const handlers[])(struct run *) = {
+	    [CMD_ENTRYPOINT] = do_migrate, [CMD_UP] = do_migrate,    [CMD_DOWN] = do_migrate,
+	    [CMD_GOTO] = do_migrate,       [CMD_FORCE] = do_force,   [CMD_VERSION] = do_version,
+	    [CMD_DROP] = do_drop,          [CMD_UNLOCK] = do_unlock, [CMD_VALIDATE] = do_validate,
+	    [CMD_STATUS] = do_status,      [CMD_PLAN] = do_plan,     [CMD_WAIT] = do_wait,
+	};
+	if (rc == 0)
+		rc = cli->cmd < sizeof handlers / sizeof handlers[0] && handlers[cli->cmd]
+		         ? handlers[cli->cmd](&r)
+		         : EXIT_INTERNAL;
 	if (rc == 0 && stop_requested())
 		rc = EXIT_SIGNAL_BASE + stop_requested();
 	int rel = lock_release(&r.l);

@@ -16,6 +16,16 @@ int64_t backoff_full_jitter(unsigned attempt, int64_t base_ms, int64_t cap_ms, d
 	return (int64_t)(rnd * (double)(ceiling + 1));
 }
 
+int64_t wait_next_delay(const struct config *c, unsigned attempt, int64_t elapsed,
+                        int64_t deadline_ms)
+{
+	int64_t delay = backoff_full_jitter(attempt, c->retry_interval_ms, c->retry_max_interval_ms,
+	                                    (double)random() / ((double)RAND_MAX + 1.0));
+	if (deadline_ms > 0 && elapsed + delay > deadline_ms)
+		delay = deadline_ms > elapsed ? deadline_ms - elapsed : 0;
+	return delay;
+}
+
 int wait_for_database(struct db *d, const struct config *c)
 {
 	int64_t start = now_ms();
@@ -48,11 +58,8 @@ int wait_for_database(struct db *d, const struct config *c)
 			          F_INT("attempts", attempt), F_INT("waited_ms", elapsed));
 			return EXIT_UNREACHABLE;
 		}
-		int64_t delay = backoff_full_jitter((unsigned)(attempt - 1), c->retry_interval_ms,
-		                                    c->retry_max_interval_ms,
-		                                    (double)random() / ((double)RAND_MAX + 1.0));
-		if (c->wait_timeout_ms > 0 && elapsed + delay > c->wait_timeout_ms)
-			delay = c->wait_timeout_ms - elapsed;
+		int64_t delay =
+		    wait_next_delay(c, (unsigned)(attempt - 1), elapsed, c->wait_timeout_ms);
 		log_warn("database not ready", F_INT("attempt", attempt),
 		         F_INT("max_attempts", c->max_retries), F_INT("delay_ms", delay),
 		         F_STR("error", err.message));

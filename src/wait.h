@@ -19,4 +19,9 @@ int wait_for_database(struct db *d, const struct config *c);
  * counts from 0; rnd is a uniform random number in [0, 1). */
 int64_t backoff_full_jitter(unsigned attempt, int64_t base_ms, int64_t cap_ms, double rnd);
 
+/* The next delay of a wait with the configured backoff (RETRY_INTERVAL,
+ * RETRY_MAX_INTERVAL), never past deadline_ms (0: none) given elapsed. */
+int64_t wait_next_delay(const struct config *c, unsigned attempt, int64_t elapsed,
+                        int64_t deadline_ms);
+
 #endif
