@@ -8,8 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
-static int take(void *arg, const char *key, const char *value)
+static int take(void *arg, const char *key, const char *value, const char *raw)
 {
+	(void)raw;
 	(void)value;
 	if (strncmp(key, "x-", 2) != 0)
 		abort();

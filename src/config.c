@@ -155,7 +155,8 @@ static char *query_unescape(const char *s, size_t len)
 }
 
 int url_take_x_options(const char *url, char **out,
-                       int (*fn)(void *arg, const char *key, const char *value), void *arg)
+                       int (*fn)(void *arg, const char *key, const char *value, const char *raw),
+                       void *arg)
 {
 	const char *q = strchr(url, '?');
 	if (!q) {
@@ -176,7 +177,15 @@ int url_take_x_options(const char *url, char **out,
 			for (char *k = key; *k; k++)
 				*k = (char)tolower((unsigned char)*k);
 			char *val = eq ? query_unescape(eq + 1, len - klen - 1) : bson_strdup("");
-			rc = val ? fn(arg, key, val) : fn(arg, key, NULL);
+			if (!val) {
+				/* Undecodable: say so, showing the text as written. */
+				char *raw =
+				    eq ? bson_strndup(eq + 1, len - klen - 1) : bson_strdup("");
+				rc = fn(arg, key, NULL, raw);
+				bson_free(raw);
+			} else {
+				rc = fn(arg, key, val, val);
+			}
 			bson_free(key);
 			bson_free(val);
 		} else if (len > 0) {
@@ -413,13 +422,13 @@ struct xopts {
 	char *interval_buf, *typo_buf;
 };
 
-static int take_x_option(void *arg, const char *key, const char *value)
+static int take_x_option(void *arg, const char *key, const char *value, const char *raw)
 {
 	struct xopts *x = arg;
 	struct config *c = x->c;
 	int64_t n;
 	if (!value)
-		return bad_option(key, "", "bad percent-encoding");
+		return bad_option(key, raw, "bad percent-encoding");
 	if (strcmp(key, "x-migrations-collection") == 0) {
 		if (*value) {
 			bson_free(c->migrations_collection);

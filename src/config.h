@@ -62,11 +62,13 @@ bool parse_go_int(const char *s, int64_t *out);      /* Go's strconv.Atoi */
 
 /*
  * Removes every x- option from url's query. Each removed option is passed
- * to fn with its percent-decoded value; a non-zero return stops and is
- * returned. *out is a new string.
+ * to fn with its percent-decoded value (NULL when the escapes are bad) and
+ * its text as written; a non-zero return stops and is returned. *out is a
+ * new string.
  */
 int url_take_x_options(const char *url, char **out,
-                       int (*fn)(void *arg, const char *key, const char *value), void *arg);
+                       int (*fn)(void *arg, const char *key, const char *value, const char *raw),
+                       void *arg);
 
 /* Registers the userinfo and password of url as secrets for the logger. */
 void url_register_secrets(const char *url);

@@ -421,9 +421,9 @@ int lock_release(struct lock *l)
 		BSON_APPEND_UTF8(&filter, "token", l->token);
 		bson_error_t err;
 		if (!mongoc_collection_delete_one(l->coll, &filter, NULL, &reply, &err)) {
-			log_error("cannot release the lock; it expires after the lease",
-			          F_STR("error", err.message), F_INT("code", err.code),
-			          F_INT("lease_ms", l->c->lock_lease_ms));
+			log_warn("cannot release the lock; it expires after the lease",
+			         F_STR("error", err.message), F_INT("code", err.code),
+			         F_INT("lease_ms", l->c->lock_lease_ms));
 			rc = db_error_exit(&err);
 		} else {
 			bson_iter_t it;

@@ -40,6 +40,13 @@ int migration_check_commands(const bson_t *body, char *err, size_t errlen)
 			snprintf(err, errlen, "command %u is an empty document", i);
 			return -1;
 		}
+		if (dlen > MIGRATION_MAX_COMMAND) {
+			snprintf(
+			    err, errlen,
+			    "command %u is %u bytes of BSON; a MongoDB command is at most 16 MiB",
+			    i, dlen);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -192,6 +199,12 @@ bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t 
 		         "documents ([] for none)");
 		return NULL;
 	}
+	if (len - i >= 3 && memcmp(data + i, "\xEF\xBB\xBF", 3) == 0) {
+		snprintf(err, errlen,
+		         "the file starts with a UTF-8 byte-order mark: save it without "
+		         "one (golang-migrate rejects it too)");
+		return NULL;
+	}
 	/* libbson turns a top-level array into a document with keys "0", "1"...,
 	 * so an object and an array would look alike afterwards. */
 	if (data[i] != '[') {
@@ -207,7 +220,12 @@ bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t 
 	bson_error_t e;
 	bson_t *b = parse_with_type_keys(data, len, &e);
 	if (!b) {
-		snprintf(err, errlen, "invalid JSON: %s", e.message);
+		bool nul = false;
+		for (size_t k = 0; k + 6 <= len && !nul; k++)
+			nul = memcmp(data + k, "\\u0000", 6) == 0;
+		snprintf(err, errlen, "invalid JSON: %s%s", e.message,
+		         nul ? " (a \\u0000 escape: BSON keys and many strings cannot hold NUL)"
+		             : "");
 		return NULL;
 	}
 	if (migration_check_commands(b, err, errlen) != 0) {
@@ -438,6 +456,11 @@ static bool on_alias(struct yconv *y, yaml_event_t *e)
 		return false;
 	for (size_t i = y->nanchors; i-- > 0;) {
 		if (strcmp(y->anchors[i].name, name) == 0) {
+			/* Aliases of aliases grow exponentially ("billion laughs"):
+			 * a few hundred bytes can stand for gigabytes. */
+			if (y->out->len + strlen(y->anchors[i].json) > MIGRATION_MAX_BYTES)
+				return yerr(y, &e->start_mark,
+				            "aliases expand the body past the 64 MiB limit");
 			bson_string_append(y->out, y->anchors[i].json);
 			end_value(y);
 			return true;

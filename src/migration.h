@@ -13,6 +13,9 @@
 /* Largest body we read; a command document is at most 16 MiB anyway. */
 #define MIGRATION_MAX_BYTES (64u * 1024 * 1024)
 
+/* A command document must fit in the server's maxBsonObjectSize. */
+#define MIGRATION_MAX_COMMAND (16u * 1024 * 1024)
+
 /* Parses by extension. NULL on error, with the reason in err. */
 bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err, size_t errlen);
 

@@ -79,8 +79,9 @@ struct seen {
 	int n;
 };
 
-static int collect(void *arg, const char *key, const char *value)
+static int collect(void *arg, const char *key, const char *value, const char *raw)
 {
+	(void)raw;
 	struct seen *s = arg;
 	snprintf(s->keys[s->n], 64, "%s", key);
 	snprintf(s->vals[s->n], 64, "%s", value ? value : "(bad)");
@@ -88,8 +89,9 @@ static int collect(void *arg, const char *key, const char *value)
 	return 0;
 }
 
-static int refuse(void *arg, const char *key, const char *value)
+static int refuse(void *arg, const char *key, const char *value, const char *raw)
 {
+	(void)raw;
 	(void)arg;
 	(void)key;
 	(void)value;
