@@ -102,7 +102,7 @@ e2e-asan: bin/asan/migrate-init
 valgrind: bin/migrate-init
 	bash tests/valgrind.sh
 
-test: unit fuzz-regress e2e e2e-asan valgrind
+test: unit fuzz-regress e2e e2e-asan valgrind test-artifact
 
 demo: bin/migrate-init
 	bash scripts/demo.sh
@@ -153,3 +153,24 @@ else
 bin/static/migrate-init:
 	@echo 'bin/static/migrate-init is built by "make static"' >&2; exit 2
 endif
+
+# `make bench`: migrate-init side by side with the golang-migrate CLI (and the
+# seed article's entrypoint script around it) on one local FerretDB, in one
+# run: bench/bench.py, BENCH_REPS repetitions (default 5). Prints medians and
+# ratios and writes docs/BENCHMARKS.md. Benches bin/static/migrate-init when
+# it exists (it never builds it) and bin/migrate-init.
+.PHONY: bench
+bench: bin/migrate-init
+	$(PY) bench/bench.py
+
+# `make test-artifact`: the shipped artifact (docker/, k8s/; tests in
+# tests/artifact/): bin/static/migrate-init alone in an empty root file
+# system, the image built for real from docker/Dockerfile (on a Debian base
+# made with debootstrap), four pods played with Docker against FerretDB on a
+# private network, and k8s/ decoded strictly into the Kubernetes API types.
+# Needs Docker Engine. The first run builds the Debian base, the image's
+# static prefix and the Go checker (several minutes); later runs reuse them.
+.PHONY: test-artifact
+test-artifact: static
+	bash scripts/deps.sh
+	$(PY) -m pytest -q tests/artifact

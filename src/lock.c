@@ -390,12 +390,24 @@ int lock_check(struct lock *l)
 		log_error("the lock was lost during the run; stopping before the next write");
 		return EXIT_LOCK_LOST;
 	}
-	bson_t filter = BSON_INITIALIZER;
+	/* A find, not a count: a count is an aggregation, dearer on servers
+	 * like FerretDB, and this runs before every version write. */
+	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
 	BSON_APPEND_INT32(&filter, "locking_key", 0);
 	BSON_APPEND_UTF8(&filter, "token", l->token);
+	BSON_APPEND_INT64(&opts, "limit", 1);
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+	BSON_APPEND_INT32(&proj, "_id", 1);
+	bson_append_document_end(&opts, &proj);
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(l->coll, &filter, &opts, NULL);
+	const bson_t *doc;
 	bson_error_t err;
-	int64_t n = mongoc_collection_count_documents(l->coll, &filter, NULL, NULL, NULL, &err);
+	int64_t n = mongoc_cursor_next(cur, &doc) ? 1 : 0;
+	if (mongoc_cursor_error(cur, &err))
+		n = -1;
+	mongoc_cursor_destroy(cur);
 	bson_destroy(&filter);
+	bson_destroy(&opts);
 	if (n < 0) {
 		log_error("cannot confirm that we still hold the lock",
 		          F_STR("error", err.message));
@@ -500,14 +512,19 @@ int lock_unlock_command(struct db *d, const struct config *c, bool force)
 	return rc;
 }
 
-bool lock_is_live(struct db *d, const struct config *c)
+enum lock_seen lock_probe(struct db *d, const struct config *c)
 {
+	if (!c->advisory_locking)
+		return LOCK_NONE;
 	mongoc_collection_t *coll = mongoc_database_get_collection(d->db, c->lock_collection);
 	struct holder h;
 	bson_error_t err;
 	int64_t now;
-	bool live = db_server_time(d, &now, &err) && read_holder(coll, &h, &err) && h.found &&
-	            expired_for(&h, c, now) < 0;
+	enum lock_seen seen = LOCK_UNKNOWN;
+	if (db_server_time(d, &now, &err) && read_holder(coll, &h, &err))
+		seen = !h.found                      ? LOCK_NONE
+		       : expired_for(&h, c, now) < 0 ? LOCK_LIVE
+		                                     : LOCK_EXPIRED;
 	mongoc_collection_destroy(coll);
-	return live;
+	return seen;
 }

@@ -65,9 +65,12 @@ void lock_forget(struct lock *l);
  * path, while the main thread may be blocked in the old one. */
 void lock_release_detached(const struct config *c, const char *token);
 
-/* Whether a live (unexpired) lock is held by anyone: a dirty version with a
- * live lock is a migration in progress, not a failure. */
-bool lock_is_live(struct db *d, const struct config *c);
+enum lock_seen { LOCK_NONE, LOCK_LIVE, LOCK_EXPIRED, LOCK_UNKNOWN };
+
+/* What the lock looks like, without taking it: a dirty version under a live
+ * lock is a migration in progress, not a failure; an expired lock is left
+ * by a dead runner and wants taking over. */
+enum lock_seen lock_probe(struct db *d, const struct config *c);
 
 /* The unlock command: removes an expired lock, or with force any lock. */
 int lock_unlock_command(struct db *d, const struct config *c, bool force);

@@ -18,6 +18,8 @@ exit 3 with a termination message (written to the file bind-mounted at
 /dev/termination-log, as the kubelet mounts it) that says why.
 """
 
+import datetime
+import json
 import os
 import re
 import struct
@@ -29,11 +31,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (
+from .artifact_harness import (
     DOCKER_SKELETON,
     K8S,
     LABEL,
-    PASSWORD,
     REPO,
     RUN_ID,
     assert_migrated,
@@ -99,8 +100,15 @@ def k8s_limits():
 # --------------------------------------------------------------------------
 
 
-def test_image_config(shipped_image):
-    cfg = inspect(shipped_image)["Config"]
+def failjob_codes():
+    j = yaml.safe_load((K8S / "job.yaml").read_text())
+    return {v for r in j["spec"]["podFailurePolicy"]["rules"] if r["action"] == "FailJob"
+            for v in r.get("onExitCodes", {}).get("values", [])}
+
+
+@pytest.mark.parametrize("which", ["default", "bare"])
+def test_image_config(which, shipped_image, bare_image):
+    cfg = inspect(shipped_image if which == "default" else bare_image)["Config"]
     assert cfg["User"] == "65532:65532"
     assert cfg["Entrypoint"] == [BINARY]
     assert not cfg.get("Cmd"), "no CMD: no arguments means entrypoint mode (up)"
@@ -124,6 +132,49 @@ def test_image_filesystem(shipped_image, tmp_path):
     assert "nonroot:x:65532:" in file_from_image(shipped_image, "/etc/group", tmp_path).decode()
     for name, data in migrations.items():
         assert file_from_image(shipped_image, f"/migrations/{name}", tmp_path) == data, name
+
+
+def test_bare_image_filesystem(bare_image):
+    """The bare image: the same minus the demo set; /migrations exists, empty."""
+    paths = exported_paths(bare_image)
+    ours = {"usr", "usr/local", "usr/local/bin", "usr/local/bin/migrate-init", "etc/ssl", "etc/ssl/cert.pem",
+            "etc/passwd", "etc/group", "migrations"}
+    assert set(paths) == ours | DOCKER_SKELETON, sorted(set(paths) ^ (ours | DOCKER_SKELETON))
+    assert paths["migrations"] == "d"
+
+
+TEAM_MIGRATIONS = {
+    "001_create_invoices.up.json": b'[{"create": "invoices"}]\n',
+    "001_create_invoices.down.json": b'[{"drop": "invoices"}]\n',
+    "002_index_invoices.up.yaml": b"- createIndexes: invoices\n  indexes:\n    - key: {number: 1}\n"
+                                  b"      name: number_1\n      unique: true\n",
+    "002_index_invoices.down.yaml": b"- dropIndexes: invoices\n  index: number_1\n",
+}
+
+
+@pytest.fixture(scope="module")
+def team_image(bare_image, scratch_images):
+    """docker/README.md's recipe: FROM the bare image, COPY migrations/ /migrations/."""
+    tag = f"mi-art-team:{RUN_ID}"
+    scratch_images.append(tag)
+    files = {f"migrations/{n}": b for n, b in TEAM_MIGRATIONS.items()}
+    return build_context_image(tag, files, f"FROM {bare_image}\nCOPY migrations/ /migrations/\n")
+
+
+def test_team_image_recipe(team_image, net_ferretdb, certs, dbname, containers):
+    """A team's image holds its migrations only (none of the demo set) and applies them."""
+    paths = exported_paths(team_image)
+    assert {p for p in paths if p.startswith("migrations/")} == {f"migrations/{n}" for n in TEAM_MIGRATIONS}
+    p, _ = docker_run(containers, "team-validate", team_image, ["validate"])
+    assert p.returncode == 0 and "ok: 2 migrations" in p.stdout, p
+    env = {"DATABASE_URL": net_ferretdb.url(dbname), "POD_NAME": "team-pod"}
+    p, _ = docker_run(containers, "team-migrate", team_image, network=net_ferretdb.network, env=env,
+                      mounts=[(certs.ca, "/certs/ca.pem", "ro")])
+    assert p.returncode == 0, p.stderr
+    with net_ferretdb.client() as c:
+        assert list(c[dbname]["schema_migrations"].find({}, {"_id": 0})) == [{"version": 2, "dirty": False}]
+        assert "number_1" in c[dbname]["invoices"].index_information()
+        assert "users" not in c[dbname].list_collection_names()  # nothing of the demo set
 
 
 def test_image_has_no_shell(shipped_image, containers):
@@ -165,6 +216,7 @@ def test_image_migrates_on_a_private_network(shipped_image, net_ferretdb, certs,
 
 
 BROKEN = "000007_add_broken_index.up.json"
+LOCK_WAIT = "lock held by another runner; waiting"
 
 
 @pytest.fixture(scope="module")
@@ -218,12 +270,34 @@ def test_three_pods_one_migrates_and_a_broken_one_fails(shipped_image, broken_im
         except Exception as e:  # reported below, with the pod
             errors.append(f"{pod}: {e!r}")
 
+    # A previous rollout's runner (golang-migrate's lock document, fresh)
+    # holds the lock when the pods start, so that all three really contend:
+    # each must see it and wait; it is released once all three are waiting.
+    with net_ferretdb.client() as c:
+        lock = c[dbname]["migrate_advisory_lock"]
+        lock.create_index([("locking_key", -1)], unique=True, name="lock_unique_key")  # as golang-migrate
+        lock.insert_one({"locking_key": 0, "pid": 4242, "hostname": "previous-rollout",
+                         "created_at": datetime.datetime.now(datetime.timezone.utc)})
+    good = ("pod-a", "pod-b", "pod-c")
     threads = [threading.Thread(target=kubelet, args=(pod,)) for pod in pods]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=300)
+    try:
+        deadline = time.monotonic() + 60
+        waiting = set()
+        while waiting != set(good) and time.monotonic() < deadline and not errors:
+            for pod in set(good) - waiting:
+                if LOCK_WAIT in docker("logs", inits[pod], check=False).stderr:
+                    waiting.add(pod)
+            time.sleep(0.2)
+    finally:
+        with net_ferretdb.client() as c:
+            c[dbname]["migrate_advisory_lock"].delete_one({"hostname": "previous-rollout"})
+        for t in threads:
+            t.join(timeout=300)
     assert not errors, errors
+    logs = {pod: docker("logs", inits[pod]).stderr for pod in pods}
+    assert waiting == set(good), f"not all pods waited for the held lock: {waiting}\n{logs}"
 
     logs = {pod: docker("logs", inits[pod]).stderr for pod in pods}
     state = {pod: inspect(inits[pod])["State"] for pod in pods}
@@ -233,7 +307,7 @@ def test_three_pods_one_migrates_and_a_broken_one_fails(shipped_image, broken_im
     print(f"initContainers started within {max(starts) - min(starts):.2f}s of each other")
 
     # Pods a, b, c: init 0, then the app, which sees the newest version.
-    for pod in ("pod-a", "pod-b", "pod-c"):
+    for pod in good:
         r = results[pod]
         assert r["init_exit"] == 0, f"{pod}: exit {r['init_exit']}\n{logs[pod]}"
         assert not state[pod]["OOMKilled"]
@@ -250,6 +324,11 @@ def test_three_pods_one_migrates_and_a_broken_one_fails(shipped_image, broken_im
     migrator = owners.pop()
     applied = {pod: logs[pod].count('"msg":"migration applied"') for pod in ("pod-a", "pod-b", "pod-c")}
     assert applied == {p: (newest if p == migrator else 0) for p in applied}, applied
+    for pod in set(good) - {migrator}:
+        assert "another runner applied the migrations while we waited" in logs[pod], logs[pod]
+    for pod in ("pod-a", "pod-b", "pod-c"):
+        msgs = sorted({json.loads(l).get("msg") for l in logs[pod].splitlines() if l.startswith("{")})
+        print(f"{pod}{' (migrated)' if pod == migrator else ''}: {msgs}")
 
     # Pod d: exit 3 (invalid migration source, no retry), its app never started,
     # and the termination message names the file.
@@ -260,4 +339,30 @@ def test_three_pods_one_migrates_and_a_broken_one_fails(shipped_image, broken_im
     msg = terms["pod-d"].read_text()
     assert "invalid migration source" in msg and "(exit 3, retry can help: no)" in msg, msg
     assert BROKEN in msg, msg
+    # ... and k8s/job.yaml's podFailurePolicy fails the Job at once on it.
+    assert 3 in failjob_codes()
     assert len(msg.encode()) <= 4096, "the kubelet keeps at most 4096 bytes"
+
+
+def test_wait_init_blocks_until_the_job_has_migrated(shipped_image, net_ferretdb, certs, dbname, containers):
+    """k8s/job.yaml + deployment-wait.yaml: an app pod's initContainer runs
+    `wait` before the Job has run; it blocks (the app does not start), and
+    exits 0 once the Job's container has applied the migrations."""
+    env = {"DATABASE_URL": net_ferretdb.url(dbname), "WAIT_TIMEOUT": "90s", "MAX_RETRIES": "1000",
+           "RETRY_INTERVAL": "200ms", "RETRY_MAX_INTERVAL": "500ms"}
+    mounts = [(certs.ca, "/certs/ca.pem", "ro")]
+    waiter, argv = run_argv(containers, "worker-wait", shipped_image, ["wait"], network=net_ferretdb.network,
+                            env={**env, "POD_NAME": "worker-0"}, mounts=mounts)
+    docker("run", "-d", *argv, env={**env, "POD_NAME": "worker-0"})
+    time.sleep(3)
+    st = inspect(waiter)["State"]
+    assert st["Running"], f"wait did not block before the migrations ran: {st}\n{docker('logs', waiter).stderr}"
+    p, job = docker_run(containers, "job-migrate", shipped_image, network=net_ferretdb.network,
+                        env={**env, "POD_NAME": "orders-migrate-x1"}, mounts=mounts)
+    assert p.returncode == 0, p.stderr
+    code = int(docker("wait", waiter, timeout=60).stdout.strip())
+    logs = docker("logs", waiter).stderr
+    assert code == 0, logs
+    assert docker_time(inspect(waiter)["State"]["FinishedAt"]) >= docker_time(inspect(job)["State"]["FinishedAt"])
+    with net_ferretdb.client() as c:
+        assert assert_migrated(c[dbname]) == {"orders-migrate-x1"}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import K8S, REPO
+from .artifact_harness import K8S, REPO
 
 CHECKER_SRC = REPO / "tests" / "artifact" / "manifests"
 

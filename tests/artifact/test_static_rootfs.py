@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import (
+from .artifact_harness import (
     DOCKER_SKELETON,
     PASSWORD,
     RUN_ID,
