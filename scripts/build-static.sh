@@ -126,6 +126,8 @@ OPENSSL_CONFIG=(
 	no-idea no-camellia no-seed no-bf no-cast no-rc2 no-rc4 no-rc5 no-md4
 	no-mdc2 no-rmd160 no-whirlpool no-aria no-sm2 no-sm3 no-sm4 no-gost
 	no-siphash no-scrypt
+	no-tls1 no-tls1_1 no-dsa no-blake2 no-filenames no-asm
+	no-dh no-chacha no-poly1305 no-rfc3779
 )
 
 # libmongoc/libbson: static libraries (CMake builds the shared ones too; they
@@ -174,7 +176,7 @@ MONGOC_CONFIG=(
 # Flags for all three libraries: -fPIC because CMake also links the shared
 # libmongoc against the static OpenSSL; sections per function and datum so
 # that the final link (--gc-sections) drops what is not used.
-LIB_CFLAGS="-O2 -fPIC -ffunction-sections -fdata-sections"
+LIB_CFLAGS="-Os -fPIC -ffunction-sections -fdata-sections"
 
 build_prefix() {
 	local work=$1

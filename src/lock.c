@@ -521,10 +521,13 @@ enum lock_seen lock_probe(struct db *d, const struct config *c)
 	bson_error_t err;
 	int64_t now;
 	enum lock_seen seen = LOCK_UNKNOWN;
-	if (db_server_time(d, &now, &err) && read_holder(coll, &h, &err))
-		seen = !h.found                      ? LOCK_NONE
-		       : expired_for(&h, c, now) < 0 ? LOCK_LIVE
-		                                     : LOCK_EXPIRED;
+	/* The server's clock is asked only when there is a lock to judge. */
+	if (read_holder(coll, &h, &err)) {
+		if (!h.found)
+			seen = LOCK_NONE;
+		else if (db_server_time(d, &now, &err))
+			seen = expired_for(&h, c, now) < 0 ? LOCK_LIVE : LOCK_EXPIRED;
+	}
 	mongoc_collection_destroy(coll);
 	return seen;
 }
