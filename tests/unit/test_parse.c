@@ -146,6 +146,13 @@ static void test_redaction(void **state)
 	r = log_redact("nothing registered");
 	assert_string_equal(r, "nothing registered");
 	bson_free(r);
+
+	/* A one-letter password is hidden inside the URL, not everywhere. */
+	url_register_secrets("mongodb://u:p@h/db");
+	r = log_redact("entrypoint: cannot reach mongodb://u:p@h/db");
+	assert_string_equal(r, "entrypoint: cannot reach mongodb***h/db");
+	bson_free(r);
+	log_shutdown();
 }
 
 int main(void)
