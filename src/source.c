@@ -194,7 +194,8 @@ static int scan(const char *dir, struct entry **out, size_t *nout)
 		n++;
 	}
 	closedir(d);
-	qsort(e, n, sizeof *e, cmp_entry);
+	if (n > 1)
+		qsort(e, n, sizeof *e, cmp_entry);
 	for (size_t i = 1; i < n && rc == 0; i++) {
 		if (e[i].parts.version == e[i - 1].parts.version &&
 		    e[i].parts.dir == e[i - 1].parts.dir) {

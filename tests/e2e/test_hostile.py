@@ -413,9 +413,18 @@ def run_limited(args, env, limit_as, timeout=HANG):
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
 
+    env = dict(env)
+    preexec = limit
+    if "ASAN_OPTIONS" in os.environ:
+        # ASan reserves terabytes of address space for its shadow memory, so
+        # an address-space limit stops it from starting; bound its resident
+        # memory instead.
+        env["ASAN_OPTIONS"] = (os.environ["ASAN_OPTIONS"] +
+                               f":hard_rss_limit_mb={limit_as // (1024 * 1024)}")
+        preexec = None
     argv = [str(MI_BIN)] + [str(x) for x in args]
     p = subprocess.run(argv, env=clean_env(env), stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=timeout, preexec_fn=limit)
+                       timeout=timeout, preexec_fn=preexec)
     return Result(argv, p.returncode, p.stdout.decode("utf-8", "replace"),
                   p.stderr.decode("utf-8", "replace"))
 
