@@ -136,7 +136,8 @@ void cli_usage(void *stream)
 	        "  -lock-timeout N  Allow N seconds to acquire database lock (default 15)\n"
 	        "  -verbose         Print verbose logging (LOG_LEVEL=debug)\n"
 	        "  -version         Print version\n"
-	        "  -help            Print usage\n\n"
+	        "  -help            Print usage\n"
+	        "  -allow-breaking  Apply versions the registry marks breaking\n\n"
 	        "Commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(f, "  %s\n", commands[i].usage);
@@ -147,7 +148,15 @@ void cli_usage(void *stream)
 	        "  MIGRATION_DIR                    migrations directory (default /migrations)\n"
 	        "  TARGET_VERSION                   entrypoint mode: goto this version\n"
 	        "  LOCK_TIMEOUT                     like -lock-timeout; a duration such as 30s\n"
+	        "  LOCK_LEASE                       lease of our lock, renewed every third (30s)\n"
+	        "  LOCK_STALE_AFTER                 when a golang-migrate lock is abandoned (10m)\n"
 	        "  MAX_RETRIES, RETRY_INTERVAL      waiting for the database (default 30, 2s)\n"
+	        "  RETRY_MAX_INTERVAL, WAIT_TIMEOUT backoff cap (10s), overall deadline (none)\n"
+	        "  STOP_GRACE_PERIOD                after SIGTERM, before aborting (20s)\n"
+	        "  ALLOW_BREAKING                   like -allow-breaking\n"
+	        "  DEPENDENCY_TIMEOUT               waiting for other services (5m)\n"
+	        "  POD_NAME                         owner in the lock and history (hostname)\n"
+	        "  TERMINATION_MESSAGE_PATH         (default /dev/termination-log)\n"
 	        "  LOG_FORMAT (json|text), LOG_LEVEL (debug|info|warn|error)\n\n");
 	exit_print_table(f);
 }

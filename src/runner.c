@@ -664,8 +664,10 @@ static void summary(const struct run *r, int rc, char *status, size_t len)
 	char state[96];
 	describe_state(r, state, sizeof state);
 	snprintf(status, len, "%zu migration(s) applied; %s", r->applied, state);
+	/* plan's 10 is an answer, not a failure; wait's 10 is a failure */
+	bool fine = rc == 0 || (rc == EXIT_PENDING && r->cli->cmd == CMD_PLAN);
 	log_summary(
-	    rc == 0 ? LOG_INFO : LOG_ERROR, "run finished", F_STR("command", command_name(r)),
+	    fine ? LOG_INFO : LOG_ERROR, "run finished", F_STR("command", command_name(r)),
 	    F_INT("from_version", r->from), F_INT("to_version", r->to), F_BOOL("dirty", r->dirty),
 	    F_INT("applied", r->applied), F_INT("duration_ms", now_ms() - r->started),
 	    F_STR("result", rc == 0 ? "ok" : exit_meaning(rc)), F_INT("exit_code", rc), F_END);
