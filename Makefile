@@ -102,7 +102,9 @@ e2e-asan: bin/asan/migrate-init
 valgrind: bin/migrate-init
 	bash tests/valgrind.sh
 
-test: unit fuzz-regress e2e e2e-asan valgrind test-artifact
+# CI runs every fuzzer briefly (FUZZ_SECONDS each) after replaying the corpus.
+test: FUZZ_SECONDS = 10
+test: unit fuzz-regress fuzz e2e e2e-asan valgrind test-artifact
 
 demo: bin/migrate-init
 	bash scripts/demo.sh
