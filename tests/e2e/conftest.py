@@ -221,6 +221,21 @@ def write_migrations(directory, files):
 # Fixtures
 
 
+def settled(binary=None, timeout=120):
+    """Waits until the binary is a complete executable, in case a `make`
+    elsewhere is relinking it right now (a guard, not a test)."""
+    binary = Path(binary or MI_BIN)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            st = binary.stat()
+            if st.st_size > 0 and os.access(binary, os.X_OK) and time.time() - st.st_mtime > 2:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+
+
 def remove_stale_libmongoc_counters():
     """Debian's libmongoc creates /dev/shm/mongoc-PID in a load-time
     constructor, before main(). A file left by some earlier libmongoc

@@ -34,6 +34,7 @@ import time
 import pytest
 
 from conftest import (
+    settled,
     MI_BIN,
     REPO,
     Result,
@@ -80,20 +81,6 @@ def faults_bin():
         time.sleep(10)
     pytest.fail(f"cannot build the crash-injection binary (make -s faults):\n"
                 f"exit {last.returncode}\n{last.stdout}\n{last.stderr}", pytrace=False)
-
-
-def settled(binary, timeout=120):
-    """Waits until binary is a complete executable: another engineer's
-    `make` may be relinking it at this very moment (a guard, not a test)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            st = binary.stat()
-            if st.st_size > 0 and os.access(binary, os.X_OK) and time.time() - st.st_mtime > 2:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
 
 
 def mi(args, env, **kw):

@@ -44,6 +44,7 @@ import pymongo
 import pytest
 
 from conftest import (
+    settled,
     MI_BIN,
     applied_logs,
     finish,
@@ -69,20 +70,6 @@ NETWORKISH = re.compile(
 
 # --------------------------------------------------------------------------
 # Guards
-
-
-def settled(binary=MI_BIN, timeout=120):
-    """Waits until bin/migrate-init is a complete executable (another
-    engineer's `make` may be relinking it right now). A guard, not a test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            st = binary.stat()
-            if st.st_size > 0 and os.access(binary, os.X_OK) and time.time() - st.st_mtime > 2:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
 
 
 def mi(args, env, **kw):

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import (
+    settled,
     CANARY_PASSWORD,
     MI_BIN,
     Result,
@@ -49,20 +50,6 @@ HANG = 30  # seconds: a run that takes longer is hung
 USER = "migrator"
 
 OUTPUTS = []  # every run's output in this file, for the canary check
-
-
-def settled(timeout=120):
-    """Waits until bin/migrate-init is a complete executable: another
-    engineer's `make` may be relinking it right now (a guard, not a test)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            st = MI_BIN.stat()
-            if st.st_size > 0 and os.access(MI_BIN, os.X_OK) and time.time() - st.st_mtime > 2:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
 
 
 # --------------------------------------------------------------------------
