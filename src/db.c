@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+static void forget_state(struct db *d);
+
 int db_open(struct db *d, const struct config *c)
 {
 	memset(d, 0, sizeof *d);
@@ -37,6 +39,7 @@ int db_open(struct db *d, const struct config *c)
 
 void db_close(struct db *d)
 {
+	forget_state(d);
 	if (d->state)
 		mongoc_collection_destroy(d->state);
 	if (d->db)
@@ -99,28 +102,24 @@ int db_error_exit(const bson_error_t *err)
 	return EXIT_INTERNAL;
 }
 
-bool db_error_transient(const bson_error_t *err)
+#define DUPLICATE_KEY 11000
+/* The _id of a state document we create; golang-migrate's own are ObjectIds. */
+#define STATE_ID "migrate-init"
+#define REVOKE_ATTEMPTS 10
+
+static int state_error(const struct db *d, const char *msg, const bson_error_t *err)
 {
-	if (db_error_exit(err) == EXIT_UNREACHABLE)
-		return true;
-	/* Elections and shutdowns: NotWritablePrimary, NotPrimaryNoSecondaryOk,
-	 * InterruptedAtShutdown, PrimarySteppedDown, ShutdownInProgress,
-	 * HostUnreachable, HostNotFound, NetworkTimeout, SocketException. */
-	static const uint32_t codes[] = {10107, 13435, 13436, 11600, 11602, 189,
-	                                 91,    6,     7,     89,    9001,  262};
-	if (err->domain == MONGOC_ERROR_SERVER)
-		for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-			if (err->code == codes[i])
-				return true;
-	return false;
+	log_error(msg, F_STR("collection", d->cfg->migrations_collection),
+	          F_STR("error", err->message), F_INT("code", err->code));
+	return db_error_exit(err);
 }
 
-static int state_error(const char *msg, const bson_error_t *err)
+static void forget_state(struct db *d)
 {
-	log_error(msg, F_STR("collection", "schema_migrations"), F_STR("error", err->message),
-	          F_INT("code", err->code));
-	int code = db_error_exit(err);
-	return code;
+	if (d->exists)
+		bson_value_destroy(&d->id);
+	d->exists = false;
+	d->seen_fence[0] = '\0';
 }
 
 int db_get_version(struct db *d, int64_t *version, bool *dirty)
@@ -133,11 +132,16 @@ int db_get_version(struct db *d, int64_t *version, bool *dirty)
 	int rc = 0;
 	*version = VERSION_NIL;
 	*dirty = false;
-	d->known = false;
-	d->exists = false;
+	forget_state(d);
 	if (mongoc_cursor_next(cur, &doc)) {
-		d->exists = true;
 		bson_iter_t it;
+		if (bson_iter_init_find(&it, doc, "_id")) {
+			bson_value_copy(bson_iter_value(&it), &d->id);
+			d->exists = true;
+		}
+		if (bson_iter_init_find(&it, doc, STATE_FENCE_FIELD) && BSON_ITER_HOLDS_UTF8(&it))
+			snprintf(d->seen_fence, sizeof d->seen_fence, "%s",
+			         bson_iter_utf8(&it, NULL));
 		if (bson_iter_init_find(&it, doc, "version") &&
 		    (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
 		     BSON_ITER_HOLDS_DOUBLE(&it))) {
@@ -156,61 +160,167 @@ int db_get_version(struct db *d, int64_t *version, bool *dirty)
 			rc = EXIT_INTERNAL;
 		}
 	} else if (mongoc_cursor_error(cur, &err)) {
-		rc = state_error("cannot read the migration version", &err);
+		rc = state_error(d, "cannot read the migration version", &err);
 	}
 	mongoc_cursor_destroy(cur);
 	bson_destroy(&filter);
 	bson_destroy(&opts);
-	if (rc == 0) {
-		d->known = true;
-		d->version = *version;
-		d->dirty = *dirty;
-	}
 	return rc;
+}
+
+/* {_id: the document's} as read, or our fixed one for a document to create. */
+static void append_state_id(bson_t *filter, const struct db *d)
+{
+	if (d->exists)
+		BSON_APPEND_VALUE(filter, "_id", &d->id);
+	else
+		BSON_APPEND_UTF8(filter, "_id", STATE_ID);
+}
+
+static void append_version(bson_t *doc, int64_t version)
+{
+	/* golang-migrate stores a Go int: int32 when it fits. */
+	if (version >= INT32_MIN && version <= INT32_MAX)
+		BSON_APPEND_INT32(doc, "version", (int32_t)version);
+	else
+		BSON_APPEND_INT64(doc, "version", version);
+}
+
+static bool reply_count(const bson_t *reply, const char *field, int64_t want)
+{
+	bson_iter_t it;
+	return bson_iter_init_find(&it, reply, field) && bson_iter_as_int64(&it) == want;
+}
+
+/* One claim write: the state as we just read it, fenced to token. false
+ * with err set only on an error other than losing a race. */
+static bool claim_once(struct db *d, const char *token, bson_error_t *err)
+{
+	bool ok;
+	if (!d->exists) {
+		bson_t doc = BSON_INITIALIZER;
+		BSON_APPEND_UTF8(&doc, "_id", STATE_ID);
+		append_version(&doc, VERSION_NIL);
+		BSON_APPEND_BOOL(&doc, "dirty", false);
+		BSON_APPEND_UTF8(&doc, STATE_FENCE_FIELD, token);
+		ok = mongoc_collection_insert_one(d->state, &doc, NULL, NULL, err);
+		bson_destroy(&doc);
+		/* Someone created it first: read it again and claim that. */
+		return ok || err->code == DUPLICATE_KEY;
+	}
+	bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, exists, reply;
+	append_state_id(&filter, d);
+	if (d->seen_fence[0]) {
+		BSON_APPEND_UTF8(&filter, STATE_FENCE_FIELD, d->seen_fence);
+	} else {
+		BSON_APPEND_DOCUMENT_BEGIN(&filter, STATE_FENCE_FIELD, &exists);
+		BSON_APPEND_BOOL(&exists, "$exists", false);
+		bson_append_document_end(&filter, &exists);
+	}
+	BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+	BSON_APPEND_UTF8(&set, STATE_FENCE_FIELD, token);
+	bson_append_document_end(&update, &set);
+	ok = mongoc_collection_update_one(d->state, &filter, &update, NULL, &reply, err);
+	bson_destroy(&reply);
+	bson_destroy(&filter);
+	bson_destroy(&update);
+	return ok;
+}
+
+int db_claim_state(struct db *d, const char *token, int64_t *version, bool *dirty, bool *claimed)
+{
+	d->fence[0] = '\0';
+	*claimed = false;
+	int rc = db_get_version(d, version, dirty);
+	if (rc)
+		return rc;
+	/* Confirmed by a read, not by the claim's reply: a conditional update
+	 * racing ours may not be atomic on every server. */
+	if (!token || (d->exists && strcmp(d->seen_fence, token) == 0)) {
+		snprintf(d->fence, sizeof d->fence, "%s", token ? token : "");
+		*claimed = true;
+		return 0;
+	}
+	bson_error_t err;
+	if (!claim_once(d, token, &err))
+		return state_error(d, "cannot claim the migration state for our lock", &err);
+	return 0;
+}
+
+int db_revoke_fence(struct db *d, const char *token)
+{
+	for (int attempt = 0; attempt < REVOKE_ATTEMPTS; attempt++) {
+		bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, reply;
+		BSON_APPEND_UTF8(&filter, STATE_FENCE_FIELD, token);
+		BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+		BSON_APPEND_UTF8(&set, STATE_FENCE_FIELD, STATE_FENCE_REVOKED);
+		bson_append_document_end(&update, &set);
+		bson_error_t err;
+		bool ok =
+		    mongoc_collection_update_many(d->state, &filter, &update, NULL, &reply, &err);
+		bson_destroy(&reply);
+		bson_destroy(&update);
+		if (!ok) {
+			bson_destroy(&filter);
+			return state_error(
+			    d, "cannot revoke the expired holder's claim on the state", &err);
+		}
+		bson_t opts = BSON_INITIALIZER;
+		BSON_APPEND_INT64(&opts, "limit", 1);
+		mongoc_cursor_t *cur =
+		    mongoc_collection_find_with_opts(d->state, &filter, &opts, NULL);
+		const bson_t *doc;
+		bool left = mongoc_cursor_next(cur, &doc);
+		ok = !mongoc_cursor_error(cur, &err);
+		mongoc_cursor_destroy(cur);
+		bson_destroy(&opts);
+		bson_destroy(&filter);
+		if (!ok)
+			return state_error(d, "cannot read the migration state", &err);
+		if (!left)
+			return 0;
+	}
+	log_error("cannot revoke the expired holder's claim on the state: it keeps writing",
+	          F_STR("collection", d->cfg->migrations_collection));
+	return EXIT_LOCK_LOST;
 }
 
 int db_set_version(struct db *d, int64_t version, bool dirty)
 {
-	bson_t filter = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-	/* golang-migrate stores a Go int: int32 when it fits. */
-	if (version >= INT32_MIN && version <= INT32_MAX)
-		BSON_APPEND_INT32(&doc, "version", (int32_t)version);
-	else
-		BSON_APPEND_INT64(&doc, "version", version);
-	BSON_APPEND_BOOL(&doc, "dirty", dirty);
-	if (d->known && d->exists) {
-		/* Numbers compare across int32, int64 and double, so this also
-		 * matches what golang-migrate wrote. */
-		BSON_APPEND_INT64(&filter, "version", d->version);
-		BSON_APPEND_BOOL(&filter, "dirty", d->dirty);
-	} else {
-		BSON_APPEND_BOOL(&opts, "upsert", true);
-	}
+	bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, opts = BSON_INITIALIZER, set,
+	       reply;
+	append_state_id(&filter, d);
+	if (d->fence[0])
+		BSON_APPEND_UTF8(&filter, STATE_FENCE_FIELD, d->fence);
+	else if (!d->exists)
+		BSON_APPEND_BOOL(&opts, "upsert", true); /* no lock: nothing to fence */
+	BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+	append_version(&set, version);
+	BSON_APPEND_BOOL(&set, "dirty", dirty);
+	bson_append_document_end(&update, &set);
 	bson_error_t err;
-	bson_t reply;
-	bool ok = mongoc_collection_replace_one(d->state, &filter, &doc, &opts, &reply, &err);
-	bson_iter_t it;
-	bool matched =
-	    !(d->known && d->exists) || (ok && bson_iter_init_find(&it, &reply, "matchedCount") &&
-	                                 bson_iter_as_int64(&it) == 1);
+	bool ok = mongoc_collection_update_one(d->state, &filter, &update, &opts, &reply, &err);
+	bool written = ok && (reply_count(&reply, "matchedCount", 1) ||
+	                      reply_count(&reply, "upsertedCount", 1));
 	bson_destroy(&reply);
 	bson_destroy(&filter);
-	bson_destroy(&doc);
+	bson_destroy(&update);
 	bson_destroy(&opts);
 	if (!ok)
-		return state_error("cannot write the migration version", &err);
-	if (!matched) {
-		log_error("the migration state changed under us: another runner must have taken "
-		          "the lock over; not writing",
-		          F_INT("expected_version", d->version), F_BOOL("expected_dirty", d->dirty),
+		return state_error(d, "cannot write the migration version", &err);
+	if (!written) {
+		log_error("the server refused our version write: the lock was taken over and our "
+		          "claim on the state revoked; stopping",
 		          F_INT("version", version), F_BOOL("dirty", dirty));
-		d->known = false;
 		return EXIT_LOCK_LOST;
 	}
-	d->known = true;
-	d->exists = true;
-	d->version = version;
-	d->dirty = dirty;
+	if (!d->exists) {
+		bson_value_t id = {.value_type = BSON_TYPE_UTF8};
+		id.value.v_utf8.str = (char *)STATE_ID;
+		id.value.v_utf8.len = (uint32_t)strlen(STATE_ID);
+		bson_value_copy(&id, &d->id);
+		d->exists = true;
+	}
 	return 0;
 }
 

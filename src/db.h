@@ -1,9 +1,21 @@
 /*
  * The database and the migration state. The state is golang-migrate's:
  * one document {version, dirty} in the migrations collection, version -1
- * (or no document) meaning "no version". Unlike golang-migrate we write it
- * with one upserting replace, never dropping or creating a collection per
- * write, and still leave exactly the one document its FindOne({}) reads.
+ * (or no document) meaning "no version". Unlike golang-migrate we update it
+ * in place, never dropping or creating a collection per write, and still
+ * leave exactly the one document its FindOne({}) reads.
+ *
+ * Fencing. While we hold the lock the state document also carries our lock
+ * token (STATE_FENCE_FIELD; golang-migrate ignores it and its own writes
+ * drop it). Every state write we send filters on that token, so the server
+ * itself refuses a write from a runner whose lock was taken over, however
+ * late the write arrives: a takeover first revokes the old token in the
+ * state (db_revoke_fence), then the new holder claims the state with its own
+ * (db_claim_state). On a fresh database the claim inserts the document under
+ * a fixed _id, so a stale runner's claim fails on the unique _id index.
+ *
+ * Threads: the struct belongs to the thread that opened it; libmongoc's
+ * client is not thread-safe. The heartbeat and the abort path open their own.
  */
 #ifndef MI_DB_H
 #define MI_DB_H
@@ -21,13 +33,20 @@ struct db {
 	mongoc_database_t *db;
 	mongoc_collection_t *state;
 	const struct config *cfg;
-	/* The state as we last read or wrote it: every write is a
-	 * compare-and-set against it (see db_set_version). */
-	bool known;
+	/* The state document as last read: its _id, and the lock token it
+	 * carried (seen_fence, "" when none). */
 	bool exists;
-	int64_t version;
-	bool dirty;
+	bson_value_t id;
+	char seen_fence[40];
+	/* Our lock token, once we claimed the state with it: every state
+	 * write filters on it. "" when we hold no lock. */
+	char fence[40];
 };
+
+/* The field of the state document that holds the lock token it is fenced
+ * to, and what a takeover leaves there for a token it revoked. */
+#define STATE_FENCE_FIELD "lock_token"
+#define STATE_FENCE_REVOKED "revoked"
 
 /* Creates the client; no I/O yet. 0 or EXIT_USAGE. */
 int db_open(struct db *d, const struct config *c);
@@ -40,13 +59,27 @@ bool db_ping(struct db *d, bson_error_t *err);
  * clock every runner agrees on. */
 bool db_server_time(struct db *d, int64_t *ms, bson_error_t *err);
 
-/* Reads the state. 0, or an exit code after logging why. */
+/* Reads the state. 0, or an exit code after logging why. A document with
+ * no dirty field (or null, 0, false) is clean, as golang-migrate reads it. */
 int db_get_version(struct db *d, int64_t *version, bool *dirty);
 
-/* Writes the state, only if it is still what we last read or wrote: a
- * write delayed past our lock's lease (a stalled connection) must not undo
- * what a runner that took over has done since. EXIT_LOCK_LOST if it was
- * changed under us. */
+/* One step of claiming the state for our lock (lock_claim_state loops
+ * over it): reads the state and, unless it is already fenced to token,
+ * writes the claim (on a fresh database: inserts {version: -1, dirty:
+ * false}, golang-migrate's "no version"). *claimed when the read showed
+ * it ours; token NULL (x-advisory-locking=false) only reads. 0, or an exit
+ * code after logging why. */
+int db_claim_state(struct db *d, const char *token, int64_t *version, bool *dirty, bool *claimed);
+
+/* Revokes token in the state, so that no write of its holder lands any
+ * more; checked by reading back, since a conditional update racing it may
+ * not be atomic (FerretDB). For a takeover and for unlock. 0, or an exit
+ * code after logging why. */
+int db_revoke_fence(struct db *d, const char *token);
+
+/* Writes the state; once claimed, only while it is still fenced to our
+ * token. EXIT_LOCK_LOST (logged) when the server refused: our lock was
+ * taken over and the new holder revoked us. */
 int db_set_version(struct db *d, int64_t version, bool dirty);
 
 /* runCommand against the URL's database. A reply with writeErrors or a
@@ -64,8 +97,5 @@ int db_drop(struct db *d);
 /* Maps a driver error to an exit code: EXIT_AUTH for authentication and
  * TLS failures, EXIT_UNREACHABLE for network ones, else EXIT_INTERNAL. */
 int db_error_exit(const bson_error_t *err);
-
-/* Whether retrying the same operation could succeed. */
-bool db_error_transient(const bson_error_t *err);
 
 #endif

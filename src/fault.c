@@ -6,18 +6,25 @@
 #include <string.h>
 #include <unistd.h>
 
-void fault_point(const char *name)
+/* Whether spec ("NAME" or "NAME@N") names this point on this hit. */
+static int hit(const char *spec, const char *name, long *hits)
 {
-	static long hits;
-	const char *spec = getenv("MI_FAULT");
 	if (!spec)
-		return;
+		return 0;
 	size_t len = strcspn(spec, "@");
 	if (strlen(name) != len || strncmp(spec, name, len) != 0)
-		return;
+		return 0;
 	long want = spec[len] == '@' ? strtol(spec + len + 1, NULL, 10) : 1;
-	if (++hits == want)
+	return ++*hits == want;
+}
+
+void fault_point(const char *name)
+{
+	static long kills, pauses;
+	if (hit(getenv("MI_FAULT"), name, &kills))
 		kill(getpid(), SIGKILL);
+	if (hit(getenv("MI_PAUSE"), name, &pauses))
+		kill(getpid(), SIGSTOP);
 }
 #else
 /* ISO C wants at least one declaration in a translation unit. */

@@ -168,11 +168,13 @@ static void append_lock_fields(bson_t *doc, const struct lock *l, int64_t now)
 	BSON_APPEND_DATE_TIME(doc, "expires_at", now + l->c->lock_lease_ms);
 }
 
-/* Replaces the expired holder's document with ours, if it is unchanged
- * since we read it: only one waiter can win. */
-static bool take_over(struct lock *l, const struct holder *h, int64_t now, bson_error_t *err)
+/* Removes the expired holder's document, if it is still the one we judged
+ * expired (same _id and renewal): a renewal that landed first wins. The
+ * count is the server's rows deleted, so of racing waiters at most one
+ * removes it; the insert that follows decides who holds the lock anyway. */
+static bool remove_expired(struct lock *l, const struct holder *h, bson_error_t *err)
 {
-	bson_t filter = BSON_INITIALIZER, doc = BSON_INITIALIZER, reply;
+	bson_t filter = BSON_INITIALIZER, reply;
 	if (h->has_id)
 		BSON_APPEND_OID(&filter, "_id", &h->id);
 	BSON_APPEND_INT32(&filter, "locking_key", 0);
@@ -182,22 +184,20 @@ static bool take_over(struct lock *l, const struct holder *h, int64_t now, bson_
 	} else {
 		BSON_APPEND_DATE_TIME(&filter, "created_at", h->created_at);
 	}
-	append_lock_fields(&doc, l, now);
-	bool ok = mongoc_collection_replace_one(l->coll, &filter, &doc, NULL, &reply, err);
+	bool ok = mongoc_collection_delete_one(l->coll, &filter, NULL, &reply, err);
 	bson_iter_t it;
-	bool won =
-	    ok && bson_iter_init_find(&it, &reply, "modifiedCount") && bson_iter_as_int64(&it) == 1;
+	bool removed =
+	    ok && bson_iter_init_find(&it, &reply, "deletedCount") && bson_iter_as_int64(&it) == 1;
 	bson_destroy(&reply);
 	bson_destroy(&filter);
-	bson_destroy(&doc);
-	return won;
+	return removed;
 }
 
 /* Renews our lease. 1: renewed; 0: the document is no longer ours; -1: error. */
-static int renew(struct db *d, mongoc_collection_t *coll, const struct lock *l)
+static int renew(struct db *d, mongoc_collection_t *coll, struct lock *l)
 {
 	bson_error_t err;
-	int64_t now;
+	int64_t now, sent = now_ms();
 	if (!db_server_time(d, &now, &err))
 		return -1;
 	bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, reply;
@@ -214,6 +214,8 @@ static int renew(struct db *d, mongoc_collection_t *coll, const struct lock *l)
 	                bson_iter_as_int64(&it) == 1);
 	if (!ok)
 		log_warn("lock heartbeat failed", F_STR("error", err.message));
+	if (rc == 1)
+		atomic_store(&l->valid_until, sent + l->c->lock_lease_ms);
 	bson_destroy(&reply);
 	bson_destroy(&filter);
 	bson_destroy(&update);
@@ -223,32 +225,38 @@ static int renew(struct db *d, mongoc_collection_t *coll, const struct lock *l)
 /*
  * The heartbeat runs on its own connection, so a long command on the main
  * connection does not stop it. If renewals keep failing until the lease
- * (measured on our own monotonic clock) is gone, the lock counts as lost:
- * a waiter may have taken it, so the runner must not write another version.
+ * (measured on our own monotonic clock, from before the last good renewal
+ * was sent) is gone, the lock counts as lost: a waiter may have taken it.
  */
 static void *heartbeat(void *arg)
 {
 	struct lock *l = arg;
-	struct db d;
-	mongoc_collection_t *coll = NULL;
-	if (db_open(&d, l->c) == 0)
-		coll = mongoc_database_get_collection(d.db, l->c->lock_collection);
-	int64_t period = l->c->lock_lease_ms / 3, last_ok = now_ms();
+	struct db *d = &l->hb_db;
+	mongoc_collection_t *coll =
+	    d->client ? mongoc_database_get_collection(d->db, l->c->lock_collection) : NULL;
+	int64_t period = l->c->lock_lease_ms / 3;
+	/* Renewals are spaced from one send to the next, so a slow round trip
+	 * does not push the next renewal past the lease. */
+	int64_t due = atomic_load(&l->valid_until) - l->c->lock_lease_ms + period;
 	pthread_mutex_lock(&l->mu);
 	while (!l->hb_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t ns = ts.tv_nsec + (period % 1000) * 1000000;
-		ts.tv_sec += period / 1000 + ns / 1000000000;
-		ts.tv_nsec = ns % 1000000000;
-		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
-		if (l->hb_stop)
-			break;
+		int64_t wait = due - now_ms();
+		if (wait > 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t ns = ts.tv_nsec + (wait % 1000) * 1000000;
+			ts.tv_sec += wait / 1000 + ns / 1000000000;
+			ts.tv_nsec = ns % 1000000000;
+			pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+			if (l->hb_stop)
+				break;
+			if (now_ms() < due)
+				continue; /* woken early */
+		}
 		pthread_mutex_unlock(&l->mu);
-		int r = coll ? renew(&d, coll, l) : -1;
-		if (r == 1)
-			last_ok = now_ms();
-		if (r == 0 || now_ms() - last_ok >= l->c->lock_lease_ms) {
+		due = now_ms() + period;
+		int r = coll ? renew(d, coll, l) : -1;
+		if (r == 0 || now_ms() >= atomic_load(&l->valid_until)) {
 			atomic_store(&l->lost, true);
 			log_warn(r == 0 ? "lock lost: our lock document was taken over or removed"
 			                : "lock lost: no renewal succeeded within the lease",
@@ -261,7 +269,7 @@ static void *heartbeat(void *arg)
 	pthread_mutex_unlock(&l->mu);
 	if (coll)
 		mongoc_collection_destroy(coll);
-	db_close(&d);
+	db_close(d);
 	return NULL;
 }
 
@@ -274,29 +282,31 @@ static void start_heartbeat(struct lock *l)
 	pthread_cond_init(&l->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	l->hb_stop = false;
-	atomic_store(&l->lost, false);
 	/* Signals are for the main thread's sleeps. */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	l->hb_running = pthread_create(&l->hb, NULL, heartbeat, l) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!l->hb_running)
+	if (!l->hb_running) {
+		db_close(&l->hb_db);
 		log_warn("cannot start the lock heartbeat; the lease will not be renewed");
+	}
 }
 
 static void stop_heartbeat(struct lock *l)
 {
-	if (!l->hb_running)
-		return;
-	pthread_mutex_lock(&l->mu);
-	l->hb_stop = true;
-	pthread_cond_signal(&l->cv);
-	pthread_mutex_unlock(&l->mu);
-	pthread_join(l->hb, NULL);
-	pthread_cond_destroy(&l->cv);
-	pthread_mutex_destroy(&l->mu);
-	l->hb_running = false;
+	if (l->hb_running) {
+		pthread_mutex_lock(&l->mu);
+		l->hb_stop = true;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->hb, NULL);
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+		l->hb_running = false;
+	}
+	db_close(&l->hb_db); /* a connection opened for a lock we never got */
 }
 
 static int lock_error(const char *msg, const bson_error_t *err)
@@ -304,6 +314,23 @@ static int lock_error(const char *msg, const bson_error_t *err)
 	log_error(msg, F_STR("error", err->message), F_INT("code", err->code));
 	int code = db_error_exit(err);
 	return code == EXIT_INTERNAL ? EXIT_LOCK_TIMEOUT : code;
+}
+
+/* Revokes an expired holder of ours in the state, then removes its
+ * document. true when we removed it (so the insert that follows is a
+ * takeover); false when it had changed, or on an error (*rc set). */
+static bool take_over(struct lock *l, const struct holder *h, int *rc)
+{
+	bson_error_t err;
+	*rc = 0;
+	if (h->ours && (*rc = db_revoke_fence(l->d, h->token)))
+		return false;
+	FAULT("takeover_revoked");
+	if (remove_expired(l, h, &err))
+		return true;
+	if (err.code)
+		*rc = lock_error("cannot remove the expired lock", &err);
+	return false;
 }
 
 int lock_acquire(struct lock *l, struct db *d, const struct config *c)
@@ -318,35 +345,55 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 	if (rc)
 		return rc;
 	random_token(l->token);
+	/* The heartbeat's own connection, made before we hold anything: on a
+	 * slow network its handshake alone could eat much of the lease. A
+	 * failure here shows at the first renewal. */
+	bson_error_t ignored;
+	if (db_open(&l->hb_db, c) == 0)
+		db_ping(&l->hb_db, &ignored);
 
 	int64_t start = now_ms(), delay = POLL_FIRST_MS;
+	struct holder removed = {0}; /* the expired holder we just removed */
 	for (;;) {
-		bson_error_t err;
-		int64_t now;
+		bson_error_t err = {0};
+		int64_t now, sent = now_ms();
 		if (!db_server_time(d, &now, &err))
 			return lock_error("cannot read the server's clock", &err);
 		bson_t doc = BSON_INITIALIZER;
 		append_lock_fields(&doc, l, now);
 		bool ok = mongoc_collection_insert_one(l->coll, &doc, NULL, NULL, &err);
 		bson_destroy(&doc);
-		if (ok)
+		if (ok) {
+			atomic_store(&l->valid_until, sent + c->lock_lease_ms);
+			if (removed.found) {
+				log_holder(&removed, c, "took over an expired lock");
+				log_warn("the previous holder's lock had expired",
+				         F_STR("previous_holder", removed.who),
+				         F_INT("expired_for_ms", expired_for(&removed, c, now)));
+			}
 			break;
+		}
 		if (err.code != DUPLICATE_KEY)
 			return lock_error("cannot take the lock", &err);
+		if (removed.found)
+			log_info("removed an expired lock, but another runner took the lock first",
+			         F_STR("previous_holder", removed.who));
+		removed.found = false;
 
 		struct holder h;
 		if (!read_holder(l->coll, &h, &err))
 			return lock_error("cannot read the lock", &err);
 		if (!h.found)
 			continue; /* released between our insert and our read */
-		int64_t late = expired_for(&h, c, now);
-		if (late >= 0) {
-			if (!take_over(l, &h, now, &err))
-				continue; /* another waiter won, or the holder renewed */
-			log_holder(&h, c, "took over an expired lock");
-			log_warn("the previous holder's lock had expired",
-			         F_STR("previous_holder", h.who), F_INT("expired_for_ms", late));
-			break;
+		if (expired_for(&h, c, now) >= 0) {
+			if (take_over(l, &h, &rc)) {
+				removed = h;
+				continue;
+			}
+			if (rc)
+				return rc;
+			/* It changed under us (renewed, or another waiter was
+			 * first): wait like everyone else. */
 		}
 		if (!l->waited)
 			log_holder(&h, c, "lock held by another runner; waiting");
@@ -373,52 +420,43 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 	return 0;
 }
 
-int lock_check_cached(struct lock *l)
-{
-	if (l->held && atomic_load(&l->lost)) {
-		log_error("the lock was lost during the run; stopping before the next write");
-		return EXIT_LOCK_LOST;
-	}
-	return 0;
-}
-
 int lock_check(struct lock *l)
 {
 	if (!l->held)
 		return 0;
-	if (atomic_load(&l->lost)) {
-		log_error("the lock was lost during the run; stopping before the next write");
-		return EXIT_LOCK_LOST;
-	}
-	/* A find, not a count: a count is an aggregation, dearer on servers
-	 * like FerretDB, and this runs before every version write. */
-	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
-	BSON_APPEND_INT32(&filter, "locking_key", 0);
-	BSON_APPEND_UTF8(&filter, "token", l->token);
-	BSON_APPEND_INT64(&opts, "limit", 1);
-	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-	BSON_APPEND_INT32(&proj, "_id", 1);
-	bson_append_document_end(&opts, &proj);
-	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(l->coll, &filter, &opts, NULL);
-	const bson_t *doc;
-	bson_error_t err;
-	int64_t n = mongoc_cursor_next(cur, &doc) ? 1 : 0;
-	if (mongoc_cursor_error(cur, &err))
-		n = -1;
-	mongoc_cursor_destroy(cur);
-	bson_destroy(&filter);
-	bson_destroy(&opts);
-	if (n < 0) {
-		log_error("cannot confirm that we still hold the lock",
-		          F_STR("error", err.message));
-		return db_error_exit(&err);
-	}
-	if (n == 0) {
+	if (atomic_load(&l->lost))
+		log_error("the lock was lost during the run; stopping before the next command");
+	else if (now_ms() >= atomic_load(&l->valid_until)) {
+		/* Paused (SIGSTOP, a frozen node) or starved past the lease:
+		 * a waiter may already have taken over. */
 		atomic_store(&l->lost, true);
-		log_error("the lock was lost during the run: our lock document is gone; stopping");
-		return EXIT_LOCK_LOST;
+		log_error("the lock's lease ran out before it could be renewed; stopping before "
+		          "the next command",
+		          F_INT("lease_ms", l->c->lock_lease_ms));
+	} else {
+		return 0;
 	}
-	return 0;
+	return EXIT_LOCK_LOST;
+}
+
+#define CLAIM_ATTEMPTS 10
+
+int lock_claim_state(struct lock *l, int64_t *version, bool *dirty)
+{
+	for (int attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+		bool claimed;
+		/* A runner whose lease ran out must not claim over its successor. */
+		int rc = lock_check(l);
+		if (rc || (rc = db_claim_state(l->d, l->held ? l->token : NULL, version, dirty,
+		                               &claimed)))
+			return rc;
+		if (claimed)
+			return 0;
+	}
+	log_error("cannot claim the migration state: it keeps changing under us; something "
+	          "writes it without holding the lock",
+	          F_STR("collection", l->c->migrations_collection));
+	return EXIT_LOCK_LOST;
 }
 
 int lock_release(struct lock *l)
@@ -497,6 +535,8 @@ int lock_unlock_command(struct db *d, const struct config *c, bool force)
 		log_error("refusing to remove a live lock: use unlock -force if its holder is "
 		          "really gone");
 		rc = EXIT_LOCK_TIMEOUT;
+	} else if (h.token[0] && (rc = db_revoke_fence(d, h.token))) {
+		/* logged; a holder still running could write again */
 	} else {
 		bson_t filter = BSON_INITIALIZER;
 		if (h.has_id)

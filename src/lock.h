@@ -5,8 +5,21 @@
  * lock_unique_key; whoever inserts it holds the lock, and a duplicate-key
  * error means someone else does, golang-migrate or us, so each excludes the
  * other. Ours also records the owner, pid, a random token and a lease: a
- * heartbeat thread renews it every third of LOCK_LEASE, and a waiter that
- * sees it unrenewed past the lease takes it over with one compare-and-set.
+ * heartbeat thread renews it every third of LOCK_LEASE.
+ *
+ * Exclusivity rests on the unique index alone, never on a conditional
+ * update being atomic (FerretDB v1's are not). A waiter that sees a lease
+ * unrenewed past its end takes over in three steps: it revokes the old
+ * token in the state document (db_revoke_fence: from then on no state write
+ * of the old holder lands), deletes that exact expired document (by _id and
+ * the renewal it saw, so a renewal that landed first wins), and then
+ * inserts its own like any runner: if several waiters race, the index lets
+ * exactly one in. The new holder then claims the state (db_claim_state).
+ *
+ * Between the commands it sends, the holder also judges its lease on its
+ * own monotonic clock (lock_check): when the last renewal is a lease old,
+ * it stops without waiting for the server to tell it, so a process that
+ * was paused sends nothing once it wakes.
  *
  * Every lease time is the database server's clock (hello.localTime), never
  * a pod's, so clock differences between pods do not matter. A golang-migrate
@@ -23,7 +36,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
+/*
+ * Threads: lock_acquire, lock_check, lock_release and lock_forget are the
+ * main thread's; the heartbeat thread they start shares only `lost` and
+ * `valid_until` (atomics) and hb_stop (under mu) with it. lock_release_detached
+ * is the abort watchdog's: it touches nothing of the struct but the token it
+ * is handed.
+ */
 struct lock {
 	struct db *d;
 	const struct config *c;
@@ -33,12 +54,16 @@ struct lock {
 	bool waited; /* someone else held it when we first tried */
 
 	/* The heartbeat thread and what it shares with the main thread. */
+	struct db hb_db; /* the heartbeat's connection: the thread's once started */
 	pthread_t hb;
 	bool hb_running;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool hb_stop;
 	atomic_bool lost;
+	/* now_ms() by which the lease has surely run out on the server: the
+	 * lease counted from before the last successful renewal was sent. */
+	_Atomic int64_t valid_until;
 };
 
 /* Waits for the lock up to the configured timeout and starts the
@@ -47,13 +72,18 @@ struct lock {
  * at once and holds nothing. */
 int lock_acquire(struct lock *l, struct db *d, const struct config *c);
 
-/* Fencing: 0 if we still hold the lock (or locking is off), else
- * EXIT_LOCK_LOST after logging why. Checks the database, not a cache. */
+/* Before every command the holder sends: 0 while the heartbeat has not
+ * lost the lock and the lease is still valid on our clock, else
+ * EXIT_LOCK_LOST (logged). No round trip: the server fences the state
+ * writes themselves (db.h); this keeps a runner that lost the lock from
+ * sending anything else, a migration's commands included. */
 int lock_check(struct lock *l);
 
-/* The heartbeat's verdict only, without a round trip: for between the
- * commands of a migration. 0 or EXIT_LOCK_LOST (logged). */
-int lock_check_cached(struct lock *l);
+/* Right after lock_acquire: fences the migration state to our lock (see
+ * db.h) and reads it. With no lock held (x-advisory-locking=false) only
+ * reads. 0, EXIT_LOCK_LOST if our lease ran out or the state keeps
+ * changing under us, or an exit code after logging why. */
+int lock_claim_state(struct lock *l, int64_t *version, bool *dirty);
 
 /* Stops the heartbeat and deletes our lock document if we hold it. */
 int lock_release(struct lock *l);
@@ -72,7 +102,8 @@ enum lock_seen { LOCK_NONE, LOCK_LIVE, LOCK_EXPIRED, LOCK_UNKNOWN };
  * by a dead runner and wants taking over. */
 enum lock_seen lock_probe(struct db *d, const struct config *c);
 
-/* The unlock command: removes an expired lock, or with force any lock. */
+/* The unlock command: removes an expired lock, or with force any lock,
+ * revoking its holder's claim on the state first. */
 int lock_unlock_command(struct db *d, const struct config *c, bool force);
 
 #endif

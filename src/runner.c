@@ -178,9 +178,9 @@ static int run_body(struct run *r, const struct step *s)
 		uint32_t len;
 		const uint8_t *data;
 		bson_t cmd;
-		/* The heartbeat may have lost the lock during the last command:
-		 * another runner may be working now, so send nothing more. */
-		if ((rc = lock_check_cached(&r->l)))
+		/* The lock may have been lost during the last command: another
+		 * runner may be working now, so send nothing more. */
+		if ((rc = lock_check(&r->l)))
 			break;
 		bson_iter_document(&it, &len, &data);
 		bson_init_static(&cmd, data, len);
@@ -225,14 +225,13 @@ static int run_step(struct run *r, const struct step *s)
 			return drc;
 	}
 	int64_t t0 = now_ms(), started = wall_ms();
+	FAULT("before_dirty");
 	int rc = lock_check(&r->l);
 	if (rc || (rc = db_set_version(&r->d, s->target, true)))
 		return rc;
 	r->to = s->target;
 	r->dirty = true;
 	FAULT("after_dirty");
-	if ((rc = lock_check_cached(&r->l)))
-		return rc;
 	rc = run_body(r, s);
 	if (rc) {
 		record(r, s, started, log_last_error() ? log_last_error() : exit_meaning(rc));
@@ -243,6 +242,9 @@ static int run_step(struct run *r, const struct step *s)
 		return rc;
 	r->dirty = false;
 	r->applied++;
+	FAULT("before_history");
+	if ((rc = lock_check(&r->l)))
+		return rc;
 	record(r, s, started, NULL);
 	log_info("migration applied", F_INT("version", s->version), F_STR("name", s->m->name),
 	         F_STR("direction", dir_name(s->dir)), F_INT("duration_ms", now_ms() - t0),
@@ -435,7 +437,7 @@ static int do_migrate(struct run *r)
 	if ((rc = lock_acquire(&r->l, &r->d, r->c)))
 		return rc;
 	FAULT("locked");
-	if ((rc = db_get_version(&r->d, &r->from, &dirty)))
+	if ((rc = lock_claim_state(&r->l, &r->from, &dirty)))
 		return rc;
 	r->to = r->from;
 	r->known = true;
@@ -463,7 +465,7 @@ static int do_force(struct run *r)
 	int rc;
 	bool dirty;
 	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
-	    (rc = db_get_version(&r->d, &r->from, &dirty)))
+	    (rc = lock_claim_state(&r->l, &r->from, &dirty)))
 		return rc;
 	r->to = r->from;
 	r->known = true;
@@ -558,6 +560,39 @@ static int do_validate(struct run *r)
 }
 
 /*
+ * The state, and for a dirty one whether a live lock covers it, as one
+ * consistent observation: the state read again after the lock must be the
+ * same, else a runner that wrote clean and released between our two reads
+ * would look like "dirty, no lock". Re-reads until two agree.
+ */
+static int observe(struct run *r, bool *dirty, bool *live)
+{
+	for (;;) {
+		int rc = db_get_version(&r->d, &r->from, dirty);
+		if (rc)
+			return rc;
+		r->to = r->from;
+		r->known = true;
+		r->dirty = *dirty;
+		*live = false;
+		if (!*dirty)
+			return 0;
+		char fence[sizeof r->d.seen_fence];
+		int64_t v = r->from;
+		snprintf(fence, sizeof fence, "%s", r->d.seen_fence);
+		FAULT("wait_probe");
+		*live = lock_probe(&r->d, r->c) == LOCK_LIVE;
+		bool again;
+		if ((rc = db_get_version(&r->d, &r->from, &again)))
+			return rc;
+		r->to = r->from;
+		r->dirty = again;
+		if (again && r->from == v && strcmp(fence, r->d.seen_fence) == 0)
+			return 0;
+	}
+}
+
+/*
  * For app pods when a Job migrates: wait until the database reaches the
  * target and is clean. A dirty version under a live lock is a migration in
  * progress; without one it is a failure someone must fix.
@@ -585,13 +620,9 @@ static int do_wait(struct run *r)
 		return rc;
 	int64_t start = now_ms();
 	for (int64_t attempt = 1;; attempt++) {
-		bool dirty;
-		if ((rc = db_get_version(&r->d, &r->from, &dirty)))
+		bool dirty, live = false;
+		if ((rc = observe(r, &dirty, &live)))
 			return rc;
-		r->to = r->from;
-		r->known = true;
-		r->dirty = dirty;
-		bool live = dirty && lock_probe(&r->d, r->c) == LOCK_LIVE;
 		if (!dirty && r->from >= 0 && (uint64_t)r->from >= target) {
 			log_info("target version reached", F_INT("version", r->from),
 			         F_INT("target", target), F_INT("waited_ms", now_ms() - start));

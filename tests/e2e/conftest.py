@@ -358,9 +358,25 @@ def migdir(tmp_path):
 # Database inspection helpers
 
 
+# The state document's fence (src/db.h): the token of the lock that last
+# claimed it. golang-migrate ignores it; state() leaves it out so tests compare
+# {version, dirty} as golang-migrate reads them.
+FENCE = "lock_token"
+
+
+def written_state(update):
+    """(version, dirty) that one update statement ({q, u, ...}) of a state
+    write sets, as a replacement or with $set; None for anything else."""
+    doc = update.get("u", {})
+    doc = doc.get("$set", doc)
+    if "version" in doc and "dirty" in doc:
+        return doc["version"], doc["dirty"]
+    return None
+
+
 def state(db, collection="schema_migrations"):
-    """All documents of the migrations collection, without _id."""
-    return [{k: v for k, v in d.items() if k != "_id"} for d in db[collection].find()]
+    """All documents of the migrations collection, without _id and the fence."""
+    return [{k: v for k, v in d.items() if k not in ("_id", FENCE)} for d in db[collection].find()]
 
 
 def version_of(db, collection="schema_migrations"):

@@ -54,6 +54,7 @@ from conftest import (
     start_ferretdb,
     version_of,
     write_migrations,
+    written_state,
 )
 
 LOCK = "migrate_advisory_lock"
@@ -237,11 +238,7 @@ def is_version_write(version, dirty):
     def pred(cmd):
         if cmd[0] != "update" or cmd[1] != "schema_migrations":
             return False
-        for u in items_of(cmd, "updates"):
-            doc = u.get("u", {})
-            if doc.get("version") == version and doc.get("dirty") == dirty:
-                return True
-        return False
+        return any(written_state(u) == (version, dirty) for u in items_of(cmd, "updates"))
     return pred
 
 

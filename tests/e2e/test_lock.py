@@ -5,7 +5,9 @@ What is proved here (src/lock.h is the contract):
   * a holder killed mid-migration or between migrations: the next runner takes
     over only after the dead holder's lease ran out (server clock), then
     refuses a dirty database (8) or finishes the work (0);
-  * takeover is a compare-and-set: a renewal that lands first wins;
+  * a takeover revokes the expired holder's claim on the state first, and
+    removes exactly the document it judged expired (a renewal that lands
+    first keeps it; the revoked holder is still refused by the server);
   * golang-migrate and migrate-init exclude each other; a golang-migrate lock
     left by a killed process is stale after LOCK_STALE_AFTER, never with 0;
   * a runner that loses the database (heartbeat cut) stops with 9 or 4, and
@@ -44,11 +46,13 @@ from conftest import (
     Result,
     applied_logs,
     check_mi_output,
+    FENCE,
     clean_env,
     lock_free,
     mi_binary_problem,
     state,
     write_migrations,
+    written_state,
 )
 
 LOCK = "migrate_advisory_lock"
@@ -526,11 +530,7 @@ def on_command(name, coll):
 def _is_version_write(cmd, version, dirty):
     if cmd["_name"] != "update" or cmd["_coll"] != "schema_migrations":
         return False
-    for u in cmd.get("updates", []):
-        doc = u.get("u", {})
-        if doc.get("version") == version and doc.get("dirty") is dirty:
-            return True
-    return False
+    return any(written_state(u) == (version, dirty) for u in cmd.get("updates", []))
 
 
 def on_version_write(version, dirty):
@@ -707,26 +707,30 @@ def test_holder_killed_between_migrations_next_runner_finishes(procs, relays, db
 
 
 def is_takeover(conn, cmd):
-    """A waiter's compare-and-set: a replacement (no update operators) of the lock document."""
+    """A waiter's removal of an expired lock document (by its _id and the renewal it saw)."""
     return (
-        cmd["_name"] == "update"
+        cmd["_name"] == "delete"
         and cmd["_coll"] == LOCK
-        and any(not any(k.startswith("$") for k in u.get("u", {})) for u in cmd.get("updates", []))
+        and any("renewed_at" in d.get("q", {}) for d in cmd.get("deletes", []))
     )
 
 
-def test_takeover_is_compare_and_set_a_late_renewal_wins(procs, relays, dbname, db, migdir):
+def test_takeover_revokes_first_and_a_late_renewal_keeps_the_document(procs, relays, dbname, db, migdir):
     """The holder's renewal is delayed past its lease; a waiter sees the lease
-    expired and sends its takeover; the renewal lands first. The takeover must
-    then fail (it compares the renewal it saw) and the waiter keep waiting:
-    the holder is alive and keeps the lock."""
-    write_migrations(migdir, {**SLOW1, "2_m2.up.json": counted(2)})
+    expired, revokes the holder's claim on the state, and sends its removal
+    of the lock document; the renewal lands first. The removal must then fail
+    (it names the renewal it saw), so the lock document never has two owners,
+    and the waiter keeps waiting. The holder, revoked, must not write the
+    state again: its next version write is refused by the server (9), and
+    then the waiter takes the lock and does the work, each migration once."""
+    write_migrations(migdir, counted_set(2))
     ra, rb = relays(), relays()
-    body = ra.hold(on_command("insert", "slow"))
+    # The holder's main connection stops before migration 2's dirty mark.
+    main = ra.hold(on_version_write(2, True))
     holder = procs.mi(migdir, ra.url(dbname), "up", LOCK_LEASE="1s", POD_NAME="slow-renewer")
-    body.wait(holder)
-    # the main connection is held in the migration: the heartbeat's next command is held too
-    beat = ra.hold(lambda conn, cmd: conn is not body.conn)
+    main.wait(holder)
+    # ... and its heartbeat's next command is held too.
+    beat = ra.hold(lambda conn, cmd: conn is not main.conn)
     beat.wait(holder)
     seen = lock_doc(db)
     grab = rb.hold(is_takeover)
@@ -734,23 +738,26 @@ def test_takeover_is_compare_and_set_a_late_renewal_wins(procs, relays, dbname, 
     grab.wait(waiter)  # sent only once the lease it saw had run out
     assert server_ms(db) >= dt_ms(seen["renewed_at"]) + seen["lease_ms"]
     assert WAITING in [r.get("msg") for r in waiter.records()]
+    # The revocation came first: no state write of the holder can land now.
+    assert db["schema_migrations"].find_one()[FENCE] == "revoked"
 
     beat.resume()
     wait_for(lambda: (d := lock_doc(db)) and d["renewed_at"] > seen["renewed_at"], "the late renewal to land")
     grab.resume()
     grab.wait_answered(waiter)
     now = lock_doc(db)
-    assert now is not None and now["token"] == seen["token"] and now["owner"] == "slow-renewer", f"the waiter took a renewed lock: {now}"
+    assert now is not None and now["token"] == seen["token"] and now["owner"] == "slow-renewer", f"the waiter removed a renewed lock: {now}"
     assert waiter.p.poll() is None and TOOK_OVER not in [r.get("msg") for r in waiter.records()], waiter.stderr()
 
-    body.resume()
+    main.resume()
     res1 = holder.finish()
-    assert res1.returncode == 0, res1
-    assert applied_versions(res1) == [1, 2]
+    assert res1.returncode == 9, res1
+    assert applied_versions(res1) == [1]
     res2 = waiter.finish()
     assert res2.returncode == 0, res2
-    assert TOOK_OVER not in msgs(res2) and NO_CHANGE_WAITED in msgs(res2), res2
-    assert counters(db) == {2: 1}
+    assert TOOK_OVER not in msgs(res2), res2
+    assert applied_versions(res2) == [2]
+    assert counters(db) == {1: 1, 2: 1}
     assert state(db) == [{"version": 2, "dirty": False}]
     assert lock_free(db)
 
