@@ -7,7 +7,7 @@
 
 static void forget_state(struct db *d);
 
-int db_open(struct db *d, const struct config *c)
+int db_open(struct db *d, const struct config *c, int32_t reply_timeout_ms)
 {
 	memset(d, 0, sizeof *d);
 	d->cfg = c;
@@ -25,6 +25,9 @@ int db_open(struct db *d, const struct config *c)
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
 		                               (int32_t)(t < 100 ? 100 : t));
 	}
+	if (reply_timeout_ms > 0 && mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+	                                                           INT32_MAX) > reply_timeout_ms)
+		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, reply_timeout_ms);
 	d->client = mongoc_client_new_from_uri_with_error(uri, &err);
 	mongoc_uri_destroy(uri);
 	if (!d->client) {

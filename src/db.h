@@ -48,8 +48,11 @@ struct db {
 #define STATE_FENCE_FIELD "lock_token"
 #define STATE_FENCE_REVOKED "revoked"
 
-/* Creates the client; no I/O yet. 0 or EXIT_USAGE. */
-int db_open(struct db *d, const struct config *c);
+/* Creates the client; no I/O yet. reply_timeout_ms > 0 caps how long a
+ * command waits for its reply (socketTimeoutMS), for connections whose
+ * commands are useless past a deadline (the heartbeat's); 0 leaves the
+ * URL's. 0 or EXIT_USAGE. */
+int db_open(struct db *d, const struct config *c, int32_t reply_timeout_ms);
 void db_close(struct db *d);
 
 /* One connection attempt and ping. */

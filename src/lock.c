@@ -347,9 +347,12 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 	random_token(l->token);
 	/* The heartbeat's own connection, made before we hold anything: on a
 	 * slow network its handshake alone could eat much of the lease. A
-	 * failure here shows at the first renewal. */
+	 * failure here shows at the first renewal. A renewal whose reply takes
+	 * longer than a lease is worthless, and a heartbeat stuck on a held
+	 * connection would keep a runner that lost its lock from exiting. */
 	bson_error_t ignored;
-	if (db_open(&l->hb_db, c) == 0)
+	if (db_open(&l->hb_db, c,
+	            c->lock_lease_ms < INT32_MAX ? (int32_t)c->lock_lease_ms : INT32_MAX) == 0)
 		db_ping(&l->hb_db, &ignored);
 
 	int64_t start = now_ms(), delay = POLL_FIRST_MS;
@@ -502,7 +505,7 @@ void lock_forget(struct lock *l)
 void lock_release_detached(const struct config *c, const char *token)
 {
 	struct db d;
-	if (db_open(&d, c) != 0)
+	if (db_open(&d, c, 0) != 0)
 		return;
 	mongoc_collection_t *coll = mongoc_database_get_collection(d.db, c->lock_collection);
 	bson_t filter = BSON_INITIALIZER;

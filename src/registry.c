@@ -303,7 +303,7 @@ static int dep_met(const struct reg_dep *d, const struct config *c, char *why, s
 	dc.migrations_collection = d->collection ? d->collection : "schema_migrations";
 	struct db db;
 	int met = -1;
-	if (db_open(&db, &dc) == 0) {
+	if (db_open(&db, &dc, 0) == 0) {
 		int64_t v;
 		bool dirty;
 		bson_error_t err;

@@ -377,7 +377,7 @@ static int parse_run_args(const struct cli *cli, const struct config *c, enum ru
 
 static int open_database(struct run *r)
 {
-	int rc = db_open(&r->d, r->c);
+	int rc = db_open(&r->d, r->c, 0);
 	if (rc)
 		return rc;
 	return wait_for_database(&r->d, r->c);

@@ -19,11 +19,14 @@ Rules enforced here for every test:
     with time, level and msg.
 """
 
+import calendar
+import datetime
 import glob
 import json
 import os
 import tempfile
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -352,6 +355,27 @@ def migdir(tmp_path):
     d = tmp_path / "migrations"
     d.mkdir()
     return d
+
+
+# The crash- and pause-injection build (src/fault.h).
+FAULTS_BIN = REPO / "bin" / "faults" / "migrate-init"
+
+
+@pytest.fixture(scope="session")
+def faults_bin():
+    """bin/faults/migrate-init, built now. Another engineer may be editing
+    src/ at this moment: a failing build is retried for a while, then the
+    session fails (never skips)."""
+    last = None
+    for attempt in range(6):
+        p = subprocess.run(["make", "-s", "faults"], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
+        if p.returncode == 0 and FAULTS_BIN.exists():
+            return FAULTS_BIN
+        last = p
+        time.sleep(10)
+    pytest.fail(f"cannot build the crash-injection binary (make -s faults):\n"
+                f"exit {last.returncode}\n{last.stdout}\n{last.stderr}", pytrace=False)
 
 
 # --------------------------------------------------------------------------
@@ -887,3 +911,563 @@ def ferretdb_tls(tmp_path_factory, tls_certs, ferretdb_stopper):
         yield TLSServer(port, tls_port, tls_certs)
     finally:
         ferretdb_stopper(d)
+
+
+# ==========================================================================
+# Runs in progress: processes whose logs are read as they come, and a pausing
+# relay in front of the real FerretDB (the lock and fencing suites).
+
+LOCK = "migrate_advisory_lock"
+HANG = 30  # seconds: hang guard for anything expected to happen much sooner
+DIRTY_MSG = "Dirty database version {}. Fix and force version."
+WAITING = "lock held by another runner; waiting"
+TOOK_OVER = "took over an expired lock"
+NO_CHANGE_WAITED = "no change: another runner applied the migrations while we waited for the lock"
+
+
+# --------------------------------------------------------------------------
+# Clocks
+
+
+def dt_ms(dt):
+    """Naive-UTC datetime (as pymongo returns BSON dates) -> epoch ms."""
+    return calendar.timegm(dt.timetuple()) * 1000 + dt.microsecond // 1000
+
+
+def log_ms(rec):
+    """A migrate-init log record's time ("...T..:..:..mmmZ", CLOCK_REALTIME) -> epoch ms."""
+    return dt_ms(datetime.datetime.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def server_ms(db):
+    """The database server's clock (hello.localTime), the one leases are judged by."""
+    return dt_ms(db.client.admin.command("hello")["localTime"])
+
+
+def wait_for(pred, what, timeout=HANG, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# Database helpers
+
+
+def lock_doc(db):
+    docs = list(db[LOCK].find({"locking_key": 0}))
+    assert len(docs) <= 1, docs
+    return docs[0] if docs else None
+
+
+def counters(db):
+    """{version: how many times its body ran}, from the $inc counter documents."""
+    return {d["_id"]: d["n"] for d in db["counters"].find()}
+
+
+def item_ids(db):
+    return sorted(d["_id"] for d in db["items"].find())
+
+
+def counted(v, extra=()):
+    """A migration body that can run only once: it counts its runs with $inc
+    and inserts a fixed _id (a second run fails with a duplicate key)."""
+    return [
+        {"update": "counters", "updates": [{"q": {"_id": v}, "u": {"$inc": {"n": 1}}, "upsert": True}]},
+        {"insert": "items", "documents": [{"_id": v}]},
+        *extra,
+    ]
+
+
+def counted_set(n, slow=None):
+    """Migrations 1..n built with counted(); slow: {version: extra commands}."""
+    files = {}
+    for v in range(1, n + 1):
+        files[f"{v}_m{v}.up.json"] = counted(v, (slow or {}).get(v, ()))
+        files[f"{v}_m{v}.down.json"] = [{"delete": "items", "deletes": [{"q": {"_id": v}, "limit": 1}]}]
+    return files
+
+
+def bulk_inserts(coll, commands, docs):
+    """`commands` insert commands of `docs` small documents each, as compact JSON."""
+    one = json.dumps({"insert": coll, "documents": [{"i": i} for i in range(docs)]}, separators=(",", ":"))
+    return [json.loads(one)] * commands if commands <= 50 else "[" + ",".join([one] * commands) + "]"
+
+
+def settled_count(coll, pause=0.1):
+    """Document count once it stops changing (a killed client's last command may still be running)."""
+    last = coll.count_documents({})
+    while True:
+        time.sleep(pause)
+        now = coll.count_documents({})
+        if now == last:
+            return now
+        last = now
+
+
+def settled_lock(db):
+    """The lock document once a killed holder's last renewal (if in flight) has landed."""
+    time.sleep(0.1)
+    return lock_doc(db)
+
+
+# --------------------------------------------------------------------------
+# Processes whose logs we can watch while they run
+
+
+class Proc:
+    """A background run of migrate-init (json logs) or golang-migrate; stderr read as it comes."""
+
+    def __init__(self, argv, env, is_mi):
+        self.argv = [str(a) for a in argv]
+        self.env = env
+        self.is_mi = is_mi
+        self.killed = False
+        self.lines = []
+        self.out = []
+        self.cv = threading.Condition()
+        self.p = subprocess.Popen(
+            self.argv,
+            env=clean_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.p.pid
+        self.readers = [
+            threading.Thread(target=self._read, args=(self.p.stderr, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.p.stdout, self.out), daemon=True),
+        ]
+        for t in self.readers:
+            t.start()
+
+    def _read(self, f, sink):
+        for line in f:
+            with self.cv:
+                sink.append(line)
+                self.cv.notify_all()
+        with self.cv:
+            self.cv.notify_all()
+
+    def records(self):
+        with self.cv:
+            lines = list(self.lines)
+        out = []
+        for l in lines:
+            try:
+                out.append(json.loads(l))
+            except ValueError:
+                pass
+        return out
+
+    def stderr(self):
+        with self.cv:
+            return "".join(self.lines)
+
+    def find(self, msg):
+        return [r for r in self.records() if r.get("msg") == msg]
+
+    def wait_log(self, msg, timeout=HANG):
+        """The first log record with this msg; fails if the process exits without it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.find(msg)
+            if found:
+                return found[0]
+            if self.p.poll() is not None:
+                for t in self.readers:
+                    t.join(5)
+                found = self.find(msg)
+                if found:
+                    return found[0]
+                pytest.fail(f"{self.argv[0]} exited {self.p.returncode} without logging {msg!r}:\n{self.stderr()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {msg!r} from {self.argv[0]} within {timeout}s:\n{self.stderr()}")
+            with self.cv:
+                self.cv.wait(0.05)
+
+    def kill(self, sig=signal.SIGKILL):
+        if sig == signal.SIGKILL:
+            self.killed = True
+        self.p.send_signal(sig)
+
+    def finish(self, timeout=HANG):
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            pytest.fail(f"{self.argv} did not exit within {timeout}s:\n{self.stderr()}")
+        for t in self.readers:
+            t.join(10)
+        res = Result(self.argv, self.p.returncode, "".join(self.out), "".join(self.lines))
+        if self.is_mi and not self.killed:
+            check_mi_output(res, self.env)
+        return res
+
+
+@pytest.fixture
+def procs():
+    """spawn_mi / spawn_gm; anything still running at the end is killed (by pid)."""
+    started = []
+
+    class Spawner:
+        @staticmethod
+        def mi(migdir, url, *args, **env):
+            problem = mi_binary_problem()
+            if problem:
+                pytest.fail(problem, pytrace=False)
+            p = Proc([MI_BIN, "-path", migdir, "-database", url, *args], env, True)
+            started.append(p)
+            return p
+
+        @staticmethod
+        def argv(argv, env=None, is_mi=True):
+            """Any migrate-init build (the pause-injection one, say) with these arguments."""
+            p = Proc(argv, env, is_mi)
+            started.append(p)
+            return p
+
+        @staticmethod
+        def gm(migdir, url, *args):
+            if not GM_BIN.exists():
+                pytest.fail(f"golang-migrate CLI not found at {GM_BIN}: run scripts/deps.sh", pytrace=False)
+            p = Proc([GM_BIN, "-path", migdir, "-database", url, *args], None, False)
+            started.append(p)
+            return p
+
+    yield Spawner
+    for p in started:
+        if p.p.poll() is None:
+            p.p.kill()
+            p.p.wait()
+
+
+# --------------------------------------------------------------------------
+# A pausing relay in front of the real FerretDB.
+#
+# Not a mock: every byte goes to FerretDB and back unchanged. h = hold(rule)
+# holds the first client command for which rule(conn, cmd) is true (cmd: the
+# OP_MSG body with its document sequences merged in, plus "_name" and
+# "_coll") until h.resume() forwards it, or h.drop() discards it and closes
+# that connection (what a SIGKILLed client's unsent command amounts to).
+# Several holds can be pending at once. cut() closes every connection and
+# refuses new ones (the database is gone for whoever uses the relay);
+# cut(keep=h) spares the connection of h's held command.
+
+
+class Conn:
+    _ids = iter(range(1, 1 << 30))
+
+    def __init__(self, client, upstream):
+        self.id = next(Conn._ids)
+        self.c = client
+        self.u = upstream
+        self.closed = False
+        self.sent = 0  # client commands seen so far
+
+    def close(self):
+        self.closed = True
+        for s in (self.c, self.u):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class Hold:
+    def __init__(self, rule):
+        self.rule = rule
+        self.held = threading.Event()
+        self.gate = threading.Event()
+        self.dropping = False
+        self.cmd = None
+        self.conn = None
+        self.seq = 0
+
+    def wait(self, proc, timeout=HANG):
+        """Until proc's command is held; fails if proc ends first."""
+        deadline = time.monotonic() + timeout
+        while not self.held.wait(0.05):
+            if proc.p.poll() is not None:
+                pytest.fail(f"the run ended ({proc.p.returncode}) before reaching the held command:\n{proc.stderr()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the run never reached the held command:\n{proc.stderr()}")
+        return self.cmd
+
+    def resume(self):
+        self.gate.set()
+
+    def drop(self):
+        self.dropping = True
+        self.gate.set()
+
+    def wait_answered(self, proc, timeout=HANG):
+        """After resume(): until the client sent its next command on that
+        connection (so it has the reply to the held one), or ended."""
+        wait_for(
+            lambda: self.conn.sent > self.seq or self.conn.closed or proc.p.poll() is not None,
+            "the client to get the reply to the released command",
+            timeout,
+        )
+
+
+class PauseRelay:
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.mu = threading.Lock()
+        self.conns = set()
+        self.holds = []
+        self.refusing = False
+        self.closed = False
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, dbname, **query):
+        u = f"mongodb://127.0.0.1:{self.port}/{dbname}"
+        if query:
+            u += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        return u
+
+    # -- control
+
+    def hold(self, rule):
+        h = Hold(rule)
+        with self.mu:
+            self.holds.append(h)
+        return h
+
+    def cut(self, keep=None):
+        with self.mu:
+            self.refusing = True
+            victims = [c for c in self.conns if keep is None or c is not keep.conn]
+            holds = [h for h in self.holds if h is not keep]
+        for h in holds:
+            h.drop()
+        for c in victims:
+            c.close()
+
+    def close(self):
+        self.closed = True
+        with self.mu:
+            holds = list(self.holds)
+            conns = list(self.conns)
+        for h in holds:
+            h.drop()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        for c in conns:
+            c.close()
+
+    # -- plumbing
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.refusing:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                c.close()
+                continue
+            conn = Conn(c, u)
+            with self.mu:
+                self.conns.add(conn)
+            threading.Thread(target=self._to_server, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(conn,), daemon=True).start()
+
+    def _to_client(self, conn):
+        try:
+            while True:
+                data = conn.u.recv(65536)
+                if not data:
+                    break
+                conn.c.sendall(data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _to_server(self, conn):
+        buf = b""
+        try:
+            while True:
+                data = conn.c.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 4 and len(buf) >= struct.unpack("<i", buf[:4])[0]:
+                    n = struct.unpack("<i", buf[:4])[0]
+                    msg, buf = buf[:n], buf[n:]
+                    h = self._should_hold(conn, msg)
+                    conn.sent += 1
+                    if h:
+                        h.gate.wait(120)
+                        if h.dropping or conn.closed:
+                            return
+                    conn.u.sendall(msg)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            with self.mu:
+                self.conns.discard(conn)
+
+    def _should_hold(self, conn, msg):
+        with self.mu:
+            pending = [h for h in self.holds if not h.held.is_set()]
+        if not pending:
+            return None
+        cmd = decode_op_msg(msg)
+        if cmd is None:
+            return None
+        with self.mu:
+            for h in self.holds:
+                if not h.held.is_set() and h.rule(conn, cmd):
+                    h.cmd, h.conn, h.seq = cmd, conn, conn.sent + 1
+                    h.held.set()
+                    return h
+        return None
+
+
+def decode_op_msg(msg):
+    """An OP_MSG's body with its kind-1 sequences merged in, plus _name and _coll; else None."""
+    if struct.unpack("<i", msg[12:16])[0] != 2013:
+        return None
+    flags = struct.unpack("<I", msg[16:20])[0]
+    end = len(msg) - (4 if flags & 1 else 0)
+    pos, body, seqs = 20, None, {}
+    opts = CodecOptions()
+    while pos < end:
+        kind = msg[pos]
+        pos += 1
+        if kind == 0:
+            n = struct.unpack("<i", msg[pos : pos + 4])[0]
+            body = bson.decode(msg[pos : pos + n], opts)
+            pos += n
+        elif kind == 1:
+            size = struct.unpack("<i", msg[pos : pos + 4])[0]
+            sec_end = pos + size
+            z = msg.index(b"\0", pos + 4)
+            ident = msg[pos + 4 : z].decode()
+            p, docs = z + 1, []
+            while p < sec_end:
+                n = struct.unpack("<i", msg[p : p + 4])[0]
+                docs.append(bson.decode(msg[p : p + n], opts))
+                p += n
+            seqs[ident] = docs
+            pos = sec_end
+        else:
+            return None
+    if not body:
+        return None
+    cmd = dict(body)
+    cmd.update(seqs)
+    name = next(iter(body))
+    cmd["_name"] = name
+    cmd["_coll"] = body[name] if isinstance(body[name], str) else None
+    return cmd
+
+
+# Rules for PauseRelay.hold
+
+
+def on_command(name, coll):
+    return lambda conn, cmd: cmd["_name"] == name and cmd["_coll"] == coll
+
+
+def _is_version_write(cmd, version, dirty):
+    if cmd["_name"] != "update" or cmd["_coll"] != "schema_migrations":
+        return False
+    return any(written_state(u) == (version, dirty) for u in cmd.get("updates", []))
+
+
+def on_version_write(version, dirty):
+    """migrate-init's write of {version, dirty} itself."""
+    return lambda conn, cmd: _is_version_write(cmd, version, dirty)
+
+
+def after_version_write(version, dirty):
+    """The next command on the connection that wrote {version, dirty}: that write is
+    done (its reply came back), and the next migration has not begun."""
+    marked = set()
+
+    def rule(conn, cmd):
+        if conn.id in marked:
+            return True
+        if _is_version_write(cmd, version, dirty):
+            marked.add(conn.id)
+        return False
+
+    return rule
+
+
+@pytest.fixture
+def relays(ferretdb):
+    made = []
+
+    def make():
+        r = PauseRelay(ferretdb)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+# --------------------------------------------------------------------------
+# Assertions on runs
+
+
+def msgs(res):
+    return [r.get("msg") for r in res.logs]
+
+
+def one_log(res, msg):
+    found = [r for r in res.logs if r.get("msg") == msg]
+    assert len(found) == 1, f"expected one {msg!r} record:\n{res!r}"
+    return found[0]
+
+
+def applied_versions(res):
+    return [r["version"] for r in applied_logs(res, "up")]
+
+
+def assert_took_over_after_expiry(res, expires_at_ms, db):
+    """The takeover happened after the dead holder's lease ran out (server clock),
+    and the runner had waited for it first. The log's time is this host's
+    CLOCK_REALTIME, FerretDB's clock is this host's too: checked, not assumed."""
+    before = time.time() * 1000
+    server = server_ms(db)
+    after = time.time() * 1000
+    assert before - 5 <= server <= after + 5, "FerretDB's clock is not this host's"
+    m = msgs(res)
+    assert WAITING in m, f"the runner did not wait for the holder's lease:\n{res!r}"
+    assert TOOK_OVER in m and m.index(WAITING) < m.index(TOOK_OVER), res
+    took = one_log(res, TOOK_OVER)
+    assert log_ms(took) >= expires_at_ms, (
+        f"took over at {took['time']}, before the holder's lease ran out at "
+        f"{datetime.datetime.utcfromtimestamp(expires_at_ms / 1000).isoformat()}Z:\n{res!r}"
+    )
+    return took

@@ -48,7 +48,6 @@ from conftest import (
     write_migrations,
 )
 
-FAULTS_BIN = REPO / "bin" / "faults" / "migrate-init"
 LOCK = "migrate_advisory_lock"
 LEASE_MS = 1000
 # The next run may wait for the dead runner's lease: its lease, plus the
@@ -64,23 +63,6 @@ TOTAL_CMDS = len(VERSIONS) * CMDS_PER_MIGRATION
 
 # --------------------------------------------------------------------------
 # The crash-injection build
-
-
-@pytest.fixture(scope="session")
-def faults_bin():
-    """bin/faults/migrate-init, built now. Another engineer may be editing
-    src/ at this moment: a failing build is retried for a while, then the
-    session fails (never skips)."""
-    last = None
-    for attempt in range(6):
-        p = subprocess.run(["make", "-s", "faults"], cwd=REPO, capture_output=True, text=True,
-                           timeout=600)
-        if p.returncode == 0 and FAULTS_BIN.exists():
-            return FAULTS_BIN
-        last = p
-        time.sleep(10)
-    pytest.fail(f"cannot build the crash-injection binary (make -s faults):\n"
-                f"exit {last.returncode}\n{last.stdout}\n{last.stderr}", pytrace=False)
 
 
 def mi(args, env, **kw):
