@@ -214,18 +214,9 @@ static void add_bare_secret(const char *s, size_t len)
 		log_add_secret_n(s, len);
 }
 
-void url_register_secrets(const char *url)
+/* One reading of the userinfo: start up to the '@' at `at`. */
+static void register_userinfo(const char *start, const char *at)
 {
-	const char *start = strstr(url, "://");
-	if (!start)
-		return;
-	start += 3;
-	/* The userinfo ends at the last '@' of the authority; passwords with an
-	 * unescaped '/' or '?' exist in the wild, so look up to the last '@'
-	 * anywhere rather than trusting the URL to be well formed. */
-	const char *at = strrchr(start, '@');
-	if (!at)
-		return;
 	/* "://userinfo@" catches the URL wherever it is echoed, whatever the
 	 * password's length. */
 	log_add_secret_n(start - 3, (size_t)(at - start) + 4);
@@ -240,6 +231,81 @@ void url_register_secrets(const char *url)
 			bson_free(dec);
 		}
 	}
+}
+
+void url_register_secrets(const char *url)
+{
+	const char *start = strstr(url, "://");
+	if (!start)
+		return;
+	start += 3;
+	/* Where the userinfo ends depends on who reads it: libmongoc stops at
+	 * the first '@', a password with an unescaped '@' (or '/', '?') makes
+	 * a person mean the last. Every '@' may end it: register each reading. */
+	for (const char *at = strchr(start, '@'); at; at = strchr(at + 1, '@'))
+		register_userinfo(start, at);
+}
+
+char *url_error_text(const char *msg)
+{
+	bson_string_t *b = bson_string_new(NULL);
+	for (const char *p = msg; *p; p++) {
+		const char *end = (*p == '"' || *p == '\'') ? strchr(p + 1, *p) : NULL;
+		if (!end) {
+			bson_string_append_c(b, *p);
+			continue;
+		}
+		/* 'key=value': the option's name is no secret, its value may be. */
+		const char *eq = memchr(p + 1, '=', (size_t)(end - p - 1));
+		bson_string_append_printf(b, "%c%.*s***%c", *p, eq ? (int)(eq - p) : 0, p + 1, *p);
+		p = end;
+	}
+	return bson_string_free(b, false);
+}
+
+/* libmongoc's log while it parses a URL: its warnings may quote values
+ * (the password among them), so none is logged; the first unknown option
+ * is kept, since libmongoc drops those silently. */
+static void note_unknown_option(mongoc_log_level_t level, const char *domain, const char *msg,
+                                void *arg)
+{
+	(void)level;
+	(void)domain;
+	const char *prefix = "Unsupported URI option \"";
+	char *unknown = arg;
+	if (strncmp(msg, prefix, strlen(prefix)) == 0 && !unknown[0])
+		snprintf(unknown, 128, "%.*s", (int)strcspn(msg + strlen(prefix), "\""),
+		         msg + strlen(prefix));
+}
+
+mongoc_uri_t *url_parse(const char *url, const char *variable)
+{
+	url_register_secrets(url);
+	bson_error_t err;
+	char unknown[128] = "";
+	mongoc_log_set_handler(note_unknown_option, unknown);
+	mongoc_uri_t *uri = mongoc_uri_new_with_error(url, &err);
+	log_capture_mongoc();
+	if (!uri) {
+		char *text = url_error_text(err.message);
+		log_error("invalid database URL", F_STR("variable", variable),
+		          F_STR("error", text));
+		bson_free(text);
+		return NULL;
+	}
+	/* A misspelt option (tlsCAfile) would silently change what we
+	 * connect with: a configuration error here. */
+	if (unknown[0]) {
+		mongoc_uri_destroy(uri);
+		log_error("unknown option in the database URL", F_STR("variable", variable),
+		          F_STR("option", unknown));
+		return NULL;
+	}
+	/* libmongoc may have decoded the password differently from us. */
+	const char *pw = mongoc_uri_get_password(uri);
+	if (pw && strlen(pw) >= MIN_BARE_SECRET)
+		log_add_secret(pw);
+	return uri;
 }
 
 static const char *env(const char *name)
@@ -497,16 +563,31 @@ static int apply_lock_options(struct xopts *x)
 	return 0;
 }
 
-static void note_unknown_option(mongoc_log_level_t level, const char *domain, const char *msg,
-                                void *arg)
+/* A TLS file the URL names but we cannot read is a configuration error no
+ * retry fixes: say so now, not after MAX_RETRIES failed handshakes. */
+static int check_tls_files(const mongoc_uri_t *uri)
 {
-	(void)level;
-	(void)domain;
-	const char *prefix = "Unsupported URI option \"";
-	char *unknown = arg;
-	if (strncmp(msg, prefix, strlen(prefix)) == 0 && !unknown[0])
-		snprintf(unknown, 128, "%.*s", (int)strcspn(msg + strlen(prefix), "\""),
-		         msg + strlen(prefix));
+	static const char *const options[][2] = {
+	    {MONGOC_URI_TLSCAFILE, "tlsCAFile"},
+	    {MONGOC_URI_TLSCERTIFICATEKEYFILE, "tlsCertificateKeyFile"},
+	    {MONGOC_URI_SSLCERTIFICATEAUTHORITYFILE, "sslCertificateAuthorityFile"},
+	    {MONGOC_URI_SSLCLIENTCERTIFICATEKEYFILE, "sslClientCertificateKeyFile"},
+	};
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+		const char *path = mongoc_uri_get_option_as_utf8(uri, options[i][0], NULL);
+		if (!path)
+			continue;
+		FILE *f = fopen(path, "r");
+		if (f) {
+			fclose(f);
+			continue;
+		}
+		log_error("cannot read the file a TLS option of the database URL names",
+		          F_STR("variable", url_source), F_STR("option", options[i][1]),
+		          F_STR("path", path), F_STR("error", strerror(errno)));
+		return EXIT_AUTH;
+	}
+	return 0;
 }
 
 int config_load_database(struct config *c, const struct cli *cli)
@@ -560,24 +641,12 @@ int config_load_database(struct config *c, const struct cli *cli)
 	if (rc)
 		return rc;
 
-	bson_error_t err;
-	/* libmongoc only warns about options it does not know and drops them;
-	 * a misspelt option (tlsCAfile) silently changes what we connect with,
-	 * so it is a configuration error here. */
-	char unknown[128] = "";
-	mongoc_log_set_handler(note_unknown_option, unknown);
-	mongoc_uri_t *uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
-	log_capture_mongoc();
-	if (!uri) {
-		log_error("invalid database URL", F_STR("variable", url_source),
-		          F_STR("error", err.message));
+	mongoc_uri_t *uri = url_parse(c->mongo_uri, url_source);
+	if (!uri)
 		return EXIT_USAGE;
-	}
-	if (unknown[0]) {
+	if ((rc = check_tls_files(uri))) {
 		mongoc_uri_destroy(uri);
-		log_error("unknown option in the database URL", F_STR("variable", url_source),
-		          F_STR("option", unknown));
-		return EXIT_USAGE;
+		return rc;
 	}
 	const char *db = mongoc_uri_get_database(uri);
 	if (!db || !*db) {
@@ -587,10 +656,6 @@ int config_load_database(struct config *c, const struct cli *cli)
 		          F_STR("variable", url_source));
 		return EXIT_USAGE;
 	}
-	/* libmongoc may have decoded the password differently from us. */
-	const char *pw = mongoc_uri_get_password(uri);
-	if (pw && strlen(pw) >= MIN_BARE_SECRET)
-		log_add_secret(pw);
 	c->db_name = bson_strdup(db);
 	mongoc_uri_destroy(uri);
 	return 0;

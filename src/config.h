@@ -8,6 +8,7 @@
 
 #include "cli.h"
 
+#include <mongoc/mongoc.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,7 +71,22 @@ int url_take_x_options(const char *url, char **out,
                        int (*fn)(void *arg, const char *key, const char *value, const char *raw),
                        void *arg);
 
-/* Registers the userinfo and password of url as secrets for the logger. */
+/* Registers the userinfo and password of url as secrets for the logger,
+ * for every '@' that could end the userinfo. A password shorter than 4
+ * bytes is registered only inside "://userinfo@" (a bare "ab" would blank
+ * every ab of every line): no message may echo it out of the URL, so
+ * driver messages about a URL go through url_error_text. */
 void url_register_secrets(const char *url);
+
+/* A driver message about a URL it could not parse, with every quoted value
+ * replaced by *** (it quotes the password it choked on, and option
+ * values); an option's name before '=' is kept. Free with bson_free. */
+char *url_error_text(const char *msg);
+
+/* Parses url with libmongoc, quietly: secrets registered first, the
+ * driver's warnings (which quote values) not logged, its error passed
+ * through url_error_text, an unknown option refused. NULL after logging
+ * why, naming `variable` (where the URL came from). */
+mongoc_uri_t *url_parse(const char *url, const char *variable);
 
 #endif

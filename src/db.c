@@ -14,7 +14,9 @@ int db_open(struct db *d, const struct config *c, int32_t reply_timeout_ms)
 	bson_error_t err;
 	mongoc_uri_t *uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
 	if (!uri) {
-		log_error("invalid database URL", F_STR("error", err.message));
+		char *text = url_error_text(err.message);
+		log_error("invalid database URL", F_STR("error", text));
+		bson_free(text);
 		return EXIT_USAGE;
 	}
 	if (!mongoc_uri_get_appname(uri))

@@ -12,6 +12,11 @@
 int inspect_validate(const struct source *s)
 {
 	size_t ups = 0, downs = 0;
+	if (s->n == 0) {
+		/* As up says: an empty directory is a packaging mistake. */
+		log_error("no migrations found in the migration directory", F_STR("dir", s->dir));
+		return EXIT_SOURCE;
+	}
 	for (size_t i = 0; i < s->n; i++) {
 		const struct migration *m = &s->m[i];
 		ups += m->file[DIR_UP] != NULL;
@@ -24,7 +29,9 @@ int inspect_validate(const struct source *s)
 			log_warn("no down migration: going down past it only records the version",
 			         F_INT("version", m->version), F_STR("name", m->name));
 	}
-	printf("ok: %zu migrations (%zu up, %zu down files) in %s\n", s->n, ups, downs, s->dir);
+	char *dir = log_escape_controls(s->dir);
+	printf("ok: %zu migrations (%zu up, %zu down files) in %s\n", s->n, ups, downs, dir);
+	bson_free(dir);
 	return 0;
 }
 
@@ -111,9 +118,14 @@ int inspect_status(struct db *d, const struct config *c, const struct source *s,
 		bool drift = applied && e && e->sha256[0] && m->file[DIR_UP] &&
 		             strcmp(e->sha256, m->file[DIR_UP]->sha256) != 0;
 		if (!json) {
-			printf("%-20" PRIu64 " %-8s %-40s %-21s %s%s\n", m->version, state, m->name,
-			       when[0] ? when : "-", applied && e ? e->owner : "-",
+			/* Names and owners are anyone's bytes: no terminal escapes. */
+			char *name = log_escape_controls(m->name);
+			char *owner = log_escape_controls(applied && e ? e->owner : "-");
+			printf("%-20" PRIu64 " %-8s %-40s %-21s %s%s\n", m->version, state, name,
+			       when[0] ? when : "-", owner,
 			       drift ? "  (file changed since applied)" : "");
+			bson_free(name);
+			bson_free(owner);
 			continue;
 		}
 		bson_t item;
@@ -152,9 +164,12 @@ int inspect_status(struct db *d, const struct config *c, const struct source *s,
 
 void inspect_print_plan(const struct plan *p)
 {
-	for (size_t i = 0; i < p->n; i++)
+	for (size_t i = 0; i < p->n; i++) {
+		char *name = log_escape_controls(p->steps[i].m->name);
 		printf("%s %" PRIu64 " %s\n", p->steps[i].dir == DIR_UP ? "up" : "down",
-		       p->steps[i].version, p->steps[i].m->name);
+		       p->steps[i].version, name);
+		bson_free(name);
+	}
 	if (p->n == 0)
 		printf("nothing to do\n");
 	fflush(stdout);

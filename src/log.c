@@ -2,6 +2,7 @@
 
 #include <bson/bson.h>
 #include <mongoc/mongoc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SECRETS 16
-
 static enum log_level min_level = LOG_INFO;
 static enum log_format format = LOG_JSON;
-static char *secrets[MAX_SECRETS];
-static size_t nsecrets;
+
+/* Any thread may log (the heartbeat, the abort watchdog, libmongoc's
+ * threads) and register secrets (the registry opens databases mid-run):
+ * mu guards the secrets, the last error, and each line's write, so lines
+ * never interleave. Level and format are set once, before any thread. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static char **secrets;
+static size_t nsecrets, secrets_cap;
 static char *last_error;
 
 static const char *level_name[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -27,11 +32,6 @@ void log_set_level(enum log_level level)
 void log_set_format(enum log_format f)
 {
 	format = f;
-}
-
-bool log_enabled(enum log_level level)
-{
-	return level >= min_level;
 }
 
 bool log_parse_level(const char *s, enum log_level *out)
@@ -66,12 +66,21 @@ bool log_parse_format(const char *s, enum log_format *out)
 
 void log_add_secret_n(const char *secret, size_t len)
 {
-	if (!secret || len == 0 || nsecrets == MAX_SECRETS)
+	if (!secret || len == 0)
 		return;
-	for (size_t i = 0; i < nsecrets; i++)
-		if (strlen(secrets[i]) == len && memcmp(secrets[i], secret, len) == 0)
-			return;
-	secrets[nsecrets++] = bson_strndup(secret, len);
+	pthread_mutex_lock(&mu);
+	bool known = false;
+	for (size_t i = 0; i < nsecrets && !known; i++)
+		known = strlen(secrets[i]) == len && memcmp(secrets[i], secret, len) == 0;
+	if (!known) {
+		/* No cap: a table that fills up would fail open. */
+		if (nsecrets == secrets_cap) {
+			secrets_cap = secrets_cap ? 2 * secrets_cap : 16;
+			secrets = bson_realloc(secrets, secrets_cap * sizeof *secrets);
+		}
+		secrets[nsecrets++] = bson_strndup(secret, len);
+	}
+	pthread_mutex_unlock(&mu);
 }
 
 void log_add_secret(const char *secret)
@@ -80,10 +89,9 @@ void log_add_secret(const char *secret)
 		log_add_secret_n(secret, strlen(secret));
 }
 
-char *log_redact(const char *s)
+/* log_redact with mu held. */
+static char *redact_locked(const char *s)
 {
-	if (!s)
-		return NULL;
 	char *out = bson_strdup(s);
 	/* Longest secrets first would matter only if one contained another;
 	 * replacing each in turn still removes every occurrence of each. */
@@ -106,9 +114,34 @@ char *log_redact(const char *s)
 	return out;
 }
 
-const char *log_last_error(void)
+char *log_redact(const char *s)
 {
-	return last_error;
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&mu);
+	char *out = redact_locked(s);
+	pthread_mutex_unlock(&mu);
+	return out;
+}
+
+char *log_escape_controls(const char *s)
+{
+	bson_string_t *b = bson_string_new(NULL);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			bson_string_append_printf(b, "\\x%02x", *p);
+		else
+			bson_string_append_c(b, (char)*p);
+	}
+	return bson_string_free(b, false);
+}
+
+char *log_last_error(void)
+{
+	pthread_mutex_lock(&mu);
+	char *copy = last_error ? bson_strdup(last_error) : NULL;
+	pthread_mutex_unlock(&mu);
+	return copy;
 }
 
 static void append_time(bson_string_t *b)
@@ -141,13 +174,24 @@ static void append_json_string(bson_string_t *b, const char *s)
 	bson_free(tmp);
 }
 
+static bool plain_text(const char *s)
+{
+	if (!*s)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f || *p == '"' || *p == '=')
+			return false;
+	return true;
+}
+
+/* A text-format value: as is when that is unambiguous, else quoted and
+ * escaped like JSON, so no control character reaches a terminal raw. */
 static void append_text_value(bson_string_t *b, const char *s)
 {
-	if (*s && strpbrk(s, " \t\n\"=") == NULL) {
+	if (plain_text(s))
 		bson_string_append(b, s);
-		return;
-	}
-	append_json_string(b, s);
+	else
+		append_json_string(b, s);
 }
 
 static void append_field(bson_string_t *b, const struct log_field *f, enum log_format fmt)
@@ -158,7 +202,7 @@ static void append_field(bson_string_t *b, const struct log_field *f, enum log_f
 
 	switch (f->type) {
 	case LF_STR:
-		red = log_redact(f->s ? f->s : "");
+		red = redact_locked(f->s ? f->s : "");
 		break;
 	case LF_INT:
 		snprintf(num, sizeof num, "%lld", f->i);
@@ -213,7 +257,8 @@ static void emit(enum log_level level, const char *msg, const struct log_field *
 {
 	if (level < min_level)
 		return;
-	char *rmsg = log_redact(msg);
+	pthread_mutex_lock(&mu);
+	char *rmsg = redact_locked(msg);
 	bson_string_t *b = bson_string_new(NULL);
 	if (format == LOG_JSON) {
 		bson_string_append(b, "{\"time\":\"");
@@ -221,8 +266,10 @@ static void emit(enum log_level level, const char *msg, const struct log_field *
 		bson_string_append_printf(b, "\",\"level\":\"%s\",\"msg\":", level_name[level]);
 		append_json_string(b, rmsg);
 	} else {
+		char *esc = log_escape_controls(rmsg);
 		append_time(b);
-		bson_string_append_printf(b, " %-5s %s", level_name[level], rmsg);
+		bson_string_append_printf(b, " %-5s %s", level_name[level], esc);
+		bson_free(esc);
 	}
 	for (size_t i = 0; i < nfields; i++)
 		append_field(b, &fields[i], format);
@@ -232,6 +279,7 @@ static void emit(enum log_level level, const char *msg, const struct log_field *
 	if (remember && level == LOG_ERROR)
 		remember_error(rmsg, fields, nfields);
 	bson_free(rmsg);
+	pthread_mutex_unlock(&mu);
 }
 
 #define MAX_FIELDS 24
@@ -301,9 +349,13 @@ void log_capture_mongoc(void)
 
 void log_shutdown(void)
 {
+	pthread_mutex_lock(&mu);
 	for (size_t i = 0; i < nsecrets; i++)
 		bson_free(secrets[i]);
-	nsecrets = 0;
+	bson_free(secrets);
+	secrets = NULL;
+	nsecrets = secrets_cap = 0;
 	bson_free(last_error);
 	last_error = NULL;
+	pthread_mutex_unlock(&mu);
 }

@@ -5,6 +5,13 @@
  * Every string value passes through the redactor first, so a secret that
  * was registered with log_add_secret() cannot reach a log line, however the
  * text that carries it was built (our errors, libmongoc's, the server's).
+ * In text format, control characters are escaped (no terminal escapes from
+ * a file name); JSON escapes them anyway.
+ *
+ * Threads: every function may be called from any thread once
+ * log_set_level/log_set_format (main thread, before any other thread
+ * starts) are done; one mutex guards the secrets, the last error and each
+ * line's write.
  */
 #ifndef MI_LOG_H
 #define MI_LOG_H
@@ -46,22 +53,27 @@ void log_summary(enum log_level level, const char *msg, ...);
 
 void log_set_level(enum log_level level);
 void log_set_format(enum log_format format);
-bool log_enabled(enum log_level level);
 
 /* Parses "debug", "info", "warn"/"warning", "error" (any case). */
 bool log_parse_level(const char *s, enum log_level *out);
 /* Parses "json" or "text". */
 bool log_parse_format(const char *s, enum log_format *out);
 
-/* Registers a secret to be replaced by "***" wherever it appears. */
+/* Registers a secret to be replaced by "***" wherever it appears; no limit
+ * on how many. */
 void log_add_secret(const char *secret);
 void log_add_secret_n(const char *secret, size_t len);
 
 /* A newly allocated copy of s with every registered secret replaced. */
 char *log_redact(const char *s);
 
-/* The last ERROR line we logged, as "msg key=value ...", redacted; or NULL. */
-const char *log_last_error(void);
+/* A newly allocated copy of s with every control character (and DEL) as
+ * \xNN: for text meant for a terminal or a file people read. */
+char *log_escape_controls(const char *s);
+
+/* A copy of the last ERROR line we logged, as "msg key=value ...",
+ * redacted; or NULL. Free it with bson_free. */
+char *log_last_error(void);
 
 /* Sends libmongoc's own log output through this logger. */
 void log_capture_mongoc(void);

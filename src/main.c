@@ -51,11 +51,12 @@ static void write_termination(const struct cli *cli, int rc, const char *status)
 {
 	const char *path = getenv("TERMINATION_MESSAGE_PATH");
 	char text[TERMINATION_MAX + 1];
-	const char *err = log_last_error();
+	char *err = log_last_error();
 	snprintf(text, sizeof text, "migrate-init %s: %s (exit %d, retry can help: %s)%s%s%s%s\n",
 	         cli && cli->cmd_name[0] ? cli->cmd_name : "entrypoint", exit_meaning(rc), rc,
 	         exit_retry(rc), rc && err ? ": " : "", rc && err ? err : "", status[0] ? "; " : "",
 	         status);
+	bson_free(err);
 	termination_write(path && *path ? path : TERMINATION_DEFAULT_PATH, text);
 }
 

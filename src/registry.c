@@ -173,6 +173,15 @@ int registry_load(struct registry *r, const char *dir)
 	}
 	bson_free(buf);
 	bson_free(path);
+	/* Every URL a dependency names is a secret from the start, before
+	 * anything (a heartbeat's warning, say) could log it. */
+	for (size_t i = 0; rc == 0 && i < r->n; i++)
+		for (size_t j = 0; j < r->v[i].ndeps; j++) {
+			const char *url =
+			    r->v[i].deps[j].url_env ? getenv(r->v[i].deps[j].url_env) : NULL;
+			if (url)
+				url_register_secrets(url);
+		}
 	return rc;
 }
 
@@ -260,21 +269,18 @@ static char *dep_uri(const struct reg_dep *d, const struct config *c, char **db_
 {
 	const char *env = d->url_env ? getenv(d->url_env) : NULL;
 	mongoc_uri_t *uri;
-	bson_error_t err;
 	if (d->url_env) {
 		if (!env || !*env) {
 			log_error("the dependency's URL variable is not set",
 			          F_STR("service", d->service), F_STR("variable", d->url_env));
 			return NULL;
 		}
-		url_register_secrets(env);
-		uri = mongoc_uri_new_with_error(env, &err);
+		uri = url_parse(env, d->url_env);
 	} else {
-		uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
+		uri = url_parse(c->mongo_uri, "DATABASE_URL");
 	}
 	if (!uri) {
-		log_error("invalid URL for a dependency", F_STR("service", d->service),
-		          F_STR("error", err.message));
+		log_error("invalid URL for a dependency", F_STR("service", d->service));
 		return NULL;
 	}
 	if (d->database)

@@ -13,6 +13,7 @@
 #include "wait.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +32,40 @@ struct run {
 	size_t applied;
 	int64_t started;
 };
+
+/*
+ * What the abort path may know of the run. The watchdog must not read the
+ * live struct run (the main thread changes it as it goes): the main thread
+ * publishes a copy here, under view_mu, whenever the state or the lock
+ * changes; abort_run reads only this.
+ */
+struct abort_view {
+	bool held;
+	char token[sizeof((struct lock *)0)->token];
+	bool known, dirty;
+	int64_t to;
+	const char *command; /* static storage: the cli's */
+};
+static pthread_mutex_t view_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct abort_view view;
+
+static const char *command_name(const struct run *r);
+
+/* The state we now know the database is in; also published for abort_run. */
+static void set_state(struct run *r, int64_t to, bool dirty)
+{
+	r->known = true;
+	r->to = to;
+	r->dirty = dirty;
+	pthread_mutex_lock(&view_mu);
+	view.held = r->l.held;
+	memcpy(view.token, r->l.token, sizeof view.token);
+	view.known = true;
+	view.to = to;
+	view.dirty = dirty;
+	view.command = command_name(r);
+	pthread_mutex_unlock(&view_mu);
+}
 
 static int missing_version(int64_t v, const char *why, int code)
 {
@@ -216,6 +251,35 @@ static void record(struct run *r, const struct step *s, int64_t started, const c
 	history_write(&r->d, r->c, &h);
 }
 
+/* golang-migrate's protocol for one migration: dirty mark, body, clean
+ * mark; then our history record. Each write fenced (lock.h, db.h). */
+static int apply(struct run *r, const struct step *s, int64_t started)
+{
+	FAULT("before_dirty");
+	int rc = lock_check(&r->l);
+	if (rc || (rc = db_set_version(&r->d, s->target, true)))
+		return rc;
+	set_state(r, s->target, true);
+	FAULT("after_dirty");
+	rc = run_body(r, s);
+	if (rc) {
+		char *err = log_last_error();
+		record(r, s, started, err ? err : exit_meaning(rc));
+		bson_free(err);
+		return rc;
+	}
+	FAULT("before_clean");
+	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, s->target, false)))
+		return rc;
+	set_state(r, r->to, false);
+	r->applied++;
+	FAULT("before_history");
+	if ((rc = lock_check(&r->l)))
+		return rc;
+	record(r, s, started, NULL);
+	return 0;
+}
+
 static int run_step(struct run *r, const struct step *s)
 {
 	const struct reg_version *rv = s->dir == DIR_UP ? registry_find(&r->reg, s->version) : NULL;
@@ -225,27 +289,13 @@ static int run_step(struct run *r, const struct step *s)
 			return drc;
 	}
 	int64_t t0 = now_ms(), started = wall_ms();
-	FAULT("before_dirty");
-	int rc = lock_check(&r->l);
-	if (rc || (rc = db_set_version(&r->d, s->target, true)))
+	/* From the dirty mark to the history record a stop waits out the grace
+	 * period: the migration may finish. */
+	stop_critical(true);
+	int rc = apply(r, s, started);
+	stop_critical(false);
+	if (rc)
 		return rc;
-	r->to = s->target;
-	r->dirty = true;
-	FAULT("after_dirty");
-	rc = run_body(r, s);
-	if (rc) {
-		record(r, s, started, log_last_error() ? log_last_error() : exit_meaning(rc));
-		return rc;
-	}
-	FAULT("before_clean");
-	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, s->target, false)))
-		return rc;
-	r->dirty = false;
-	r->applied++;
-	FAULT("before_history");
-	if ((rc = lock_check(&r->l)))
-		return rc;
-	record(r, s, started, NULL);
 	log_info("migration applied", F_INT("version", s->version), F_STR("name", s->m->name),
 	         F_STR("direction", dir_name(s->dir)), F_INT("duration_ms", now_ms() - t0),
 	         F_INT("commands", s->m->file[s->dir] ? s->m->file[s->dir]->ncmds : 0));
@@ -427,8 +477,7 @@ static int do_migrate(struct run *r)
 		/* A dead runner's expired lock would block golang-migrate, which
 		 * knows no leases: the long way takes it over and removes it. */
 		if (nothing && lock_probe(&r->d, r->c) != LOCK_EXPIRED) {
-			r->to = r->from;
-			r->known = true;
+			set_state(r, r->from, false);
 			log_info("no change", F_INT("version", r->from));
 			return 0;
 		}
@@ -439,9 +488,7 @@ static int do_migrate(struct run *r)
 	FAULT("locked");
 	if ((rc = lock_claim_state(&r->l, &r->from, &dirty)))
 		return rc;
-	r->to = r->from;
-	r->known = true;
-	r->dirty = dirty;
+	set_state(r, r->from, dirty);
 	if (dirty)
 		return dirty_refusal(r->from);
 	rc = runner_plan(&r->src, r->from, kind, arg, &p);
@@ -467,13 +514,10 @@ static int do_force(struct run *r)
 	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
 	    (rc = lock_claim_state(&r->l, &r->from, &dirty)))
 		return rc;
-	r->to = r->from;
-	r->known = true;
-	r->dirty = dirty;
+	set_state(r, r->from, dirty);
 	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, v, false)))
 		return rc;
-	r->to = v;
-	r->dirty = false;
+	set_state(r, v, false);
 	log_info("version forced", F_INT("version", v), F_INT("previous_version", r->from),
 	         F_BOOL("previous_dirty", dirty));
 	return 0;
@@ -491,9 +535,7 @@ static int do_drop(struct run *r)
 	    (rc = db_drop(&r->d)))
 		return rc;
 	lock_forget(&r->l); /* the lock collection went with the database */
-	r->to = VERSION_NIL;
-	r->known = true;
-	r->dirty = false;
+	set_state(r, VERSION_NIL, false);
 	log_info("database dropped", F_STR("database", r->c->db_name));
 	return 0;
 }
@@ -505,9 +547,7 @@ static int load_all(struct run *r, bool *dirty)
 	if ((rc = source_load(&r->src, r->c->source_dir)) || (rc = open_database(r)) ||
 	    (rc = db_get_version(&r->d, &r->from, dirty)))
 		return rc;
-	r->to = r->from;
-	r->known = true;
-	r->dirty = *dirty;
+	set_state(r, r->from, *dirty);
 	return 0;
 }
 
@@ -551,9 +591,7 @@ static int do_validate(struct run *r)
 		bool dirty;
 		if ((rc = open_database(r)) || (rc = db_get_version(&r->d, &r->from, &dirty)))
 			return rc;
-		r->to = r->from;
-		r->known = true;
-		r->dirty = dirty;
+		set_state(r, r->from, dirty);
 		rc = inspect_drift(&r->d, r->c, &r->src, r->from);
 	}
 	return rc;
@@ -571,9 +609,7 @@ static int observe(struct run *r, bool *dirty, bool *live)
 		int rc = db_get_version(&r->d, &r->from, dirty);
 		if (rc)
 			return rc;
-		r->to = r->from;
-		r->known = true;
-		r->dirty = *dirty;
+		set_state(r, r->from, *dirty);
 		*live = false;
 		if (!*dirty)
 			return 0;
@@ -585,8 +621,7 @@ static int observe(struct run *r, bool *dirty, bool *live)
 		bool again;
 		if ((rc = db_get_version(&r->d, &r->from, &again)))
 			return rc;
-		r->to = r->from;
-		r->dirty = again;
+		set_state(r, r->from, again);
 		if (again && r->from == v && strcmp(fence, r->d.seen_fence) == 0)
 			return 0;
 	}
@@ -662,9 +697,7 @@ static int do_version(struct run *r)
 	bool dirty;
 	if ((rc = open_database(r)) || (rc = db_get_version(&r->d, &r->from, &dirty)))
 		return rc;
-	r->to = r->from;
-	r->known = true;
-	r->dirty = dirty;
+	set_state(r, r->from, dirty);
 	if (r->from == VERSION_NIL)
 		printf("no migration\n");
 	else
@@ -679,21 +712,21 @@ static const char *command_name(const struct run *r)
 }
 
 /* "database at version 3 (dirty)", for the summary and termination message. */
-static void describe_state(const struct run *r, char *out, size_t len)
+static void describe(bool known, int64_t to, bool dirty, char *out, size_t len)
 {
-	if (!r->known)
+	if (!known)
 		snprintf(out, len, "database version unknown");
-	else if (r->to == VERSION_NIL)
-		snprintf(out, len, "database has no version%s", r->dirty ? " (dirty)" : "");
+	else if (to == VERSION_NIL)
+		snprintf(out, len, "database has no version%s", dirty ? " (dirty)" : "");
 	else
-		snprintf(out, len, "database at version %" PRId64 " (%s)", r->to,
-		         r->dirty ? "dirty" : "clean");
+		snprintf(out, len, "database at version %" PRId64 " (%s)", to,
+		         dirty ? "dirty" : "clean");
 }
 
 static void summary(const struct run *r, int rc, char *status, size_t len)
 {
 	char state[96];
-	describe_state(r, state, sizeof state);
+	describe(r->known, r->to, r->dirty, state, sizeof state);
 	snprintf(status, len, "%zu migration(s) applied; %s", r->applied, state);
 	/* plan's 10 is an answer, not a failure; wait's 10 is a failure */
 	bool fine = rc == 0 || (rc == EXIT_PENDING && r->cli->cmd == CMD_PLAN);
@@ -705,26 +738,36 @@ static void summary(const struct run *r, int rc, char *status, size_t len)
 }
 
 /*
- * The watchdog's last resort when the grace period after SIGTERM ends with
- * a migration still running: release our lock over a connection of our
- * own, so that the next pod need not wait, and leave word of what happened.
+ * The watchdog's last resort: the grace period after SIGTERM ended with a
+ * migration still running, or a stop came while the main thread was stuck
+ * outside one (a connection attempt). Release our lock over a connection of
+ * our own, so that the next pod need not wait, and leave word of what
+ * happened. Runs on the watchdog thread: it reads only the published view.
  */
-static void abort_run(void *arg, int sig)
+static void abort_run(void *arg, int sig, bool mid_work)
 {
-	struct run *r = arg;
+	const struct config *c = arg; /* read-only once loaded */
+	struct abort_view v;
+	pthread_mutex_lock(&view_mu);
+	v = view;
+	pthread_mutex_unlock(&view_mu);
+	if (v.held)
+		lock_release_detached(c, v.token);
 	char state[96], text[512];
-	if (r->l.held)
-		lock_release_detached(r->c, r->l.token);
-	describe_state(r, state, sizeof state);
+	describe(v.known, v.to, v.dirty, state, sizeof state);
 	snprintf(text, sizeof text,
-	         "migrate-init %s: stopped by signal %d; the grace period ended while a "
-	         "migration was running (exit %d, retry can help: yes); %s\n",
-	         command_name(r), sig, EXIT_SIGNAL_BASE + sig, state);
+	         "migrate-init %s: stopped by signal %d; %s (exit %d, retry can help: yes); %s\n",
+	         v.command ? v.command : "entrypoint", sig,
+	         mid_work ? "the grace period ended while a migration was running"
+	                  : "no migration was running",
+	         EXIT_SIGNAL_BASE + sig, state);
 	termination_write(getenv("TERMINATION_MESSAGE_PATH") ? getenv("TERMINATION_MESSAGE_PATH")
 	                                                     : TERMINATION_DEFAULT_PATH,
 	                  text);
-	log_summary(LOG_ERROR, "aborted: grace period over with a migration running",
-	            F_INT("signal", sig), F_INT("to_version", r->to), F_BOOL("dirty", r->dirty),
+	log_summary(LOG_ERROR,
+	            mid_work ? "aborted: grace period over with a migration running"
+	                     : "stopped by signal while no migration was running",
+	            F_INT("signal", sig), F_INT("to_version", v.to), F_BOOL("dirty", v.dirty),
 	            F_INT("exit_code", EXIT_SIGNAL_BASE + sig), F_END);
 }
 
@@ -734,7 +777,10 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 	    .cli = cli, .c = c, .from = VERSION_NIL, .to = VERSION_NIL, .started = now_ms()};
 	bool offline = cli->cmd == CMD_VALIDATE && !cli->validate_db;
 	int rc = offline ? 0 : config_load_database(c, cli);
-	stop_set_abort(abort_run, &r);
+	pthread_mutex_lock(&view_mu);
+	view.command = command_name(&r);
+	pthread_mutex_unlock(&view_mu);
+	stop_set_abort(abort_run, c);
 	static int (*const handlers[])(struct run *) = {
 	    [CMD_ENTRYPOINT] = do_migrate, [CMD_UP] = do_migrate,    [CMD_DOWN] = do_migrate,
 	    [CMD_GOTO] = do_migrate,       [CMD_FORCE] = do_force,   [CMD_VERSION] = do_version,
@@ -750,9 +796,10 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 	/* A lock we could not delete expires after its lease: the work is
 	 * done, so that is a warning (logged by lock_release), not a failure. */
 	lock_release(&r.l);
-	stop_set_abort(NULL, NULL);
-	summary(&r, rc, status, len);
 	db_close(&r.d);
+	/* No network I/O past this point: from here on we finish by ourselves. */
+	stop_finish();
+	summary(&r, rc, status, len);
 	source_free(&r.src);
 	registry_free(&r.reg);
 	return rc;

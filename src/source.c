@@ -184,6 +184,18 @@ static int scan(const char *dir, struct entry **out, size_t *nout)
 			bson_free(path); /* golang-migrate skips directories */
 			continue;
 		}
+		/* The state stores a signed 64-bit version (-1 is "none"): a
+		 * larger one would wrap to a negative number and every later run
+		 * would misread it (golang-migrate panics or re-runs all). */
+		if (parts.version > (uint64_t)INT64_MAX) {
+			log_error(
+			    "migration version is larger than 9223372036854775807, the largest "
+			    "the migration state can hold",
+			    F_STR("file", path));
+			rc = EXIT_SOURCE;
+			bson_free(path);
+			continue;
+		}
 		bson_free(path);
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;

@@ -7,16 +7,27 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+/* stop_signal is written by the signal handler and read by every thread;
+ * critical by the main thread, read by the watchdog; abort_fn/abort_arg
+ * under abort_mu, which the watchdog holds from the moment it aborts and
+ * stop_finish holds for good: exactly one of them ends the process. */
 static volatile sig_atomic_t stop_signal;
 static int wake_pipe[2] = {-1, -1};
 static int64_t grace;
+static atomic_bool critical;
 static pthread_mutex_t abort_mu = PTHREAD_MUTEX_INITIALIZER;
-static void (*abort_fn)(void *, int);
+static void (*abort_fn)(void *, int, bool);
 static void *abort_arg;
+
+/* Outside a critical section a stop needs no grace: nothing is running
+ * that should finish. This is only the time main gets to notice by itself. */
+#define STOP_SETTLE_MS 200
 
 static void on_signal(int sig)
 {
@@ -51,19 +62,25 @@ static void *watchdog(void *unused)
 	char c;
 	while (read(wake_pipe[0], &c, 1) < 0 && errno == EINTR)
 		;
-	/* Wait out the grace period, or until a second signal. */
-	int64_t end = now_ms() + grace;
+	/* Wait out the grace period while a migration runs, or until a second
+	 * signal; outside one, main only gets a moment to finish by itself (a
+	 * connection attempt to a blackholed address would not return for
+	 * connectTimeoutMS). */
+	int64_t start = now_ms(), end = start + grace;
 	for (;;) {
-		int64_t left = end - now_ms();
+		int64_t now = now_ms(), left = end - now;
+		if (!atomic_load(&critical) && now - start >= STOP_SETTLE_MS)
+			break;
 		if (left <= 0)
 			break;
 		struct pollfd p = {.fd = wake_pipe[0], .events = POLLIN};
-		if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) > 0)
+		if (poll(&p, 1, (int)(left > 50 ? 50 : left)) > 0)
 			break;
 	}
+	bool mid_work = atomic_load(&critical);
 	pthread_mutex_lock(&abort_mu);
 	if (abort_fn)
-		abort_fn(abort_arg, stop_signal);
+		abort_fn(abort_arg, stop_signal, mid_work);
 	_exit(EXIT_SIGNAL_BASE + stop_signal);
 	return NULL;
 }
@@ -101,12 +118,25 @@ void stop_install(int64_t grace_ms)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-void stop_set_abort(void (*fn)(void *arg, int sig), void *arg)
+void stop_set_abort(void (*fn)(void *arg, int sig, bool mid_work), void *arg)
 {
 	pthread_mutex_lock(&abort_mu);
 	abort_fn = fn;
 	abort_arg = arg;
 	pthread_mutex_unlock(&abort_mu);
+}
+
+void stop_critical(bool on)
+{
+	atomic_store(&critical, on);
+}
+
+void stop_finish(void)
+{
+	pthread_mutex_lock(&abort_mu);
+	abort_fn = NULL;
+	abort_arg = NULL;
+	/* Held for good: the watchdog, if it wakes now, waits for our exit. */
 }
 
 int stop_requested(void)

@@ -5,6 +5,7 @@
 #include <bson/bson.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,7 +13,17 @@ void termination_write(const char *path, const char *text)
 {
 	if (!path || !*path)
 		return;
-	char *red = log_redact(text);
+	/* One line a person reads in kubectl describe: no secret, and no
+	 * control character but the final newline. */
+	size_t tlen = strlen(text);
+	bool nl = tlen > 0 && text[tlen - 1] == '\n';
+	char *body = bson_strndup(text, nl ? tlen - 1 : tlen);
+	char *redacted = log_redact(body);
+	char *esc = log_escape_controls(redacted);
+	char *red = bson_strdup_printf("%s%s", esc, nl ? "\n" : "");
+	bson_free(body);
+	bson_free(redacted);
+	bson_free(esc);
 	size_t len = strlen(red);
 	if (len > TERMINATION_MAX) {
 		/* Cut at a UTF-8 boundary and say so. */

@@ -1,6 +1,7 @@
 /*
  * The Kubernetes termination message: a short summary that
- * `kubectl describe pod` shows. At most 4096 bytes, redacted; a path that
+ * `kubectl describe pod` shows. At most 4096 bytes, redacted, control
+ * characters escaped (the final newline kept); a path that
  * is absent or read-only is not an error (outside Kubernetes it usually is).
  */
 #ifndef MI_TERMINATION_H
