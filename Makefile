@@ -20,7 +20,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 # the sanitizer one (ASan + UBSan) that the test suite also runs.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all asan faults fuzz fuzz-regress test unit e2e e2e-asan valgrind demo format format-check clean
+.PHONY: all asan tsan e2e-tsan faults fuzz fuzz-regress test unit e2e e2e-asan valgrind demo format format-check clean
 all: bin/migrate-init
 
 build/%.o: src/%.c src/*.h
@@ -40,6 +40,20 @@ bin/asan/migrate-init: $(SRCS:src/%.c=build/asan/%.o)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 asan: bin/asan/migrate-init
+
+# ThreadSanitizer: the heartbeat, the abort watchdog and the logger share
+# state with the main thread; make e2e-tsan drives them under it.
+TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+
+build/tsan/%.o: src/%.c src/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
+
+bin/tsan/migrate-init: $(SRCS:src/%.c=build/tsan/%.o)
+	@mkdir -p bin/tsan
+	$(CC) $(TSAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+tsan: bin/tsan/migrate-init
 
 # The crash-injection build (src/fault.h): only the reliability tests use it.
 build/faults/%.o: src/%.c src/*.h
@@ -99,12 +113,22 @@ e2e-asan: bin/asan/migrate-init
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PY) -m pytest -q tests/e2e
 
+# The suites where threads meet (lock heartbeat, fencing, signals and the
+# abort watchdog, registry URLs registered as secrets) against the TSan
+# build: any data race report fails the run.
+TSAN_TESTS := tests/e2e/test_lock.py tests/e2e/test_fencing.py tests/e2e/test_runtime.py \
+	tests/e2e/test_coordination.py tests/e2e/test_secrets.py
+e2e-tsan: bin/tsan/migrate-init
+	MIGRATE_INIT_BIN=$(CURDIR)/bin/tsan/migrate-init MI_RACE_ROUNDS=3 \
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0 \
+	$(PY) -m pytest -q $(TSAN_TESTS)
+
 valgrind: bin/migrate-init
 	bash tests/valgrind.sh
 
 # CI runs every fuzzer briefly (FUZZ_SECONDS each) after replaying the corpus.
 test: FUZZ_SECONDS = 10
-test: unit fuzz-regress fuzz e2e e2e-asan valgrind test-artifact
+test: unit fuzz-regress fuzz e2e e2e-asan e2e-tsan valgrind test-artifact
 
 demo: bin/migrate-init
 	bash scripts/demo.sh

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_SOURCE_DIR "/migrations"
@@ -577,14 +578,20 @@ static int check_tls_files(const mongoc_uri_t *uri)
 		const char *path = mongoc_uri_get_option_as_utf8(uri, options[i][0], NULL);
 		if (!path)
 			continue;
+		struct stat st;
 		FILE *f = fopen(path, "r");
-		if (f) {
+		const char *why = !f                             ? strerror(errno)
+		                  : fstat(fileno(f), &st) != 0   ? strerror(errno)
+		                  : !S_ISREG(st.st_mode)         ? "not a regular file"
+		                  : fgetc(f) == EOF && ferror(f) ? strerror(errno)
+		                                                 : NULL;
+		if (f)
 			fclose(f);
+		if (!why)
 			continue;
-		}
 		log_error("cannot read the file a TLS option of the database URL names",
 		          F_STR("variable", url_source), F_STR("option", options[i][1]),
-		          F_STR("path", path), F_STR("error", strerror(errno)));
+		          F_STR("path", path), F_STR("error", why));
 		return EXIT_AUTH;
 	}
 	return 0;
@@ -657,6 +664,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 		return EXIT_USAGE;
 	}
 	c->db_name = bson_strdup(db);
+	c->tls = mongoc_uri_get_tls(uri);
 	mongoc_uri_destroy(uri);
 	return 0;
 }

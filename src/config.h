@@ -25,6 +25,7 @@ struct config {
 	bool history;
 	bool transaction_mode;
 	bool advisory_locking;
+	bool tls;                    /* the URL turns TLS on */
 	int64_t lock_timeout_ms;     /* min of -lock-timeout and x-advisory-lock-timeout */
 	int64_t lock_interval_ms;    /* x-advisory-lock-timeout-interval, accepted */
 	int64_t lock_lease_ms;       /* LOCK_LEASE */

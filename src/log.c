@@ -202,7 +202,9 @@ static void append_field(bson_string_t *b, const struct log_field *f, enum log_f
 
 	switch (f->type) {
 	case LF_STR:
-		red = redact_locked(f->s ? f->s : "");
+		if (!f->s)
+			return; /* an optional field with nothing to say */
+		red = redact_locked(f->s);
 		break;
 	case LF_INT:
 		snprintf(num, sizeof num, "%lld", f->i);

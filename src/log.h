@@ -32,6 +32,7 @@ struct log_field {
 	double d;
 };
 
+/* F_STR with a NULL value leaves the field out. */
 #define F_STR(k, v) ((struct log_field){.key = (k), .type = LF_STR, .s = (v)})
 #define F_INT(k, v) ((struct log_field){.key = (k), .type = LF_INT, .i = (long long)(v)})
 #define F_BOOL(k, v) ((struct log_field){.key = (k), .type = LF_BOOL, .i = !!(v)})

@@ -793,8 +793,10 @@ int runner_main(const struct cli *cli, struct config *c, char *status, size_t le
 		         : EXIT_INTERNAL;
 	if (rc == 0 && stop_requested())
 		rc = EXIT_SIGNAL_BASE + stop_requested();
-	/* A lock we could not delete expires after its lease: the work is
-	 * done, so that is a warning (logged by lock_release), not a failure. */
+	/* Releasing the lock and closing are part of the work a stop lets
+	 * finish (within the grace period). A lock we could not delete expires
+	 * after its lease: a warning (logged by lock_release), not a failure. */
+	stop_critical(true);
 	lock_release(&r.l);
 	db_close(&r.d);
 	/* No network I/O past this point: from here on we finish by ourselves. */

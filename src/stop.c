@@ -66,10 +66,14 @@ static void *watchdog(void *unused)
 	 * signal; outside one, main only gets a moment to finish by itself (a
 	 * connection attempt to a blackholed address would not return for
 	 * connectTimeoutMS). */
-	int64_t start = now_ms(), end = start + grace;
+	int64_t start = now_ms(), end = start + grace, busy = start;
 	for (;;) {
 		int64_t now = now_ms(), left = end - now;
-		if (!atomic_load(&critical) && now - start >= STOP_SETTLE_MS)
+		/* The moment comes after the signal, or after the migration that
+		 * was running then ended: main is about to notice by itself. */
+		if (atomic_load(&critical))
+			busy = now;
+		else if (now - busy >= STOP_SETTLE_MS)
 			break;
 		if (left <= 0)
 			break;

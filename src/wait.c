@@ -5,6 +5,7 @@
 #include "stop.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int64_t backoff_full_jitter(unsigned attempt, int64_t base_ms, int64_t cap_ms, double rnd)
 {
@@ -24,6 +25,16 @@ int64_t wait_next_delay(const struct config *c, unsigned attempt, int64_t elapse
 	if (deadline_ms > 0 && elapsed + delay > deadline_ms)
 		delay = deadline_ms > elapsed ? deadline_ms - elapsed : 0;
 	return delay;
+}
+
+/* A TLS client talking to a plain listener sees only a timeout: the server
+ * waits for the rest of a "message" its first bytes announced. */
+static const char *hint(const struct config *c, const bson_error_t *err)
+{
+	if (c->tls && strstr(err->message, "timeout"))
+		return "with tls=true, a timeout on the first exchange usually means the server "
+		       "does not speak TLS on this port";
+	return NULL;
 }
 
 int wait_for_database(struct db *d, const struct config *c)
@@ -55,14 +66,15 @@ int wait_for_database(struct db *d, const struct config *c)
 		bool out_of_time = c->wait_timeout_ms > 0 && elapsed >= c->wait_timeout_ms;
 		if (attempt >= c->max_retries || out_of_time) {
 			log_error("database unreachable: giving up", F_STR("error", err.message),
-			          F_INT("attempts", attempt), F_INT("waited_ms", elapsed));
+			          F_INT("attempts", attempt), F_INT("waited_ms", elapsed),
+			          F_STR("hint", hint(c, &err)));
 			return EXIT_UNREACHABLE;
 		}
 		int64_t delay =
 		    wait_next_delay(c, (unsigned)(attempt - 1), elapsed, c->wait_timeout_ms);
 		log_warn("database not ready", F_INT("attempt", attempt),
 		         F_INT("max_attempts", c->max_retries), F_INT("delay_ms", delay),
-		         F_STR("error", err.message));
+		         F_STR("error", err.message), F_STR("hint", hint(c, &err)));
 		stop_sleep_ms(delay);
 		if (stop_requested())
 			return EXIT_SIGNAL_BASE + stop_requested();

@@ -140,6 +140,11 @@ def write(path, data):
     return str(path)
 
 
+def mkdir(path):
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def a(*argv):
     """argv builder: "{dir}" is the migrations directory."""
     return lambda c: [str(c.migdir) if x == "{dir}" else x for x in argv]
@@ -256,6 +261,20 @@ def url_rows():
         Row("url-userinfo-bad-percent", 2, "invalid database URL",
             url=lambda c: f"mongodb://{USER}:{pw}%zz@127.0.0.1:{c.port}/{c.dbname}"),
         Row("url-empty-means-none", 2, "no database URL", url=lambda c: ""),
+        # A TLS file nobody can read: no retry fixes that (5 at once, naming
+        # the option, not 30 attempts and 4).
+        Row("url-tls-ca-file-missing", 5, ["tlsCAFile", "cannot read the file", "/nonexistent/ca.pem"],
+            url=lambda c: c.url(query="tls=true&tlsCAFile=/nonexistent/ca.pem"),
+            env={"MAX_RETRIES": "30"}),
+        Row("url-tls-cert-key-file-missing", 5, ["tlsCertificateKeyFile", "cannot read the file"],
+            url=lambda c: c.url(query="tls=true&tlsCertificateKeyFile=/nonexistent/client.pem"),
+            env={"MAX_RETRIES": "30"}),
+        Row("url-tls-ca-file-unreadable", 5, ["tlsCAFile", "cannot read the file"],
+            url=lambda c: c.url(query=f"tls=true&tlsCAFile={c.scratch}"),
+            env={"MAX_RETRIES": "30"}),
+        # The driver's message quotes the password it choked on: never raw.
+        Row("url-password-unescaped-colon", 2, ["invalid database URL", "unescaped"],
+            url=lambda c: f"mongodb://{USER}:{CANARY_PASSWORD}:x@127.0.0.1:{c.port}/{c.dbname}"),
     ]
 
 
@@ -353,6 +372,23 @@ def file_rows():
             files={"3_e.up.json": '[{"ping": 1}, 5]'}),
         Row("file-null-element", 3, [BAD, "element 0 is not a document"], files={"3_e.up.json": "[null]"}),
         Row("file-string-element-yaml", 3, [BAD, "not a document"], files={"3_e.up.yaml": "- ping\n"}),
+        # Past int64 the state cannot hold the version (it would wrap to a
+        # negative one and every later run would misread it).
+        Row("file-version-past-int64", 3, ["9223372036854775808_x.up.json", "larger than 9223372036854775807"],
+            files={"9223372036854775808_x.up.json": "[]"}),
+        Row("file-version-uint64-max", 3, ["18446744073709551615_x.up.json", "larger than"],
+            files={"18446744073709551615_x.up.json": "[]"}),
+        Row("file-version-past-int64-validate", 3, ["larger than 9223372036854775807"],
+            files={"9223372036854775808_x.up.json": "[]"}, cmd=("validate",)),
+        # Terminal escapes in a file name reach no output raw.
+        Row("file-name-with-escape", 3, [BAD, r"3_x(\\u001b|\\x1b)\[31m"],
+            files={"3_x\x1b[31m.up.json": "[not json"}),
+        Row("file-name-with-escape-text-log", 3, ["3_x"], env={"LOG_FORMAT": "text"},
+            files={"3_x\x1b]0;pwned\x07.up.json": "[not json"}),
+        Row("file-empty-dir-validate", 3, "no migrations found",
+            args=lambda c: ["-path", mkdir(c.scratch / "empty"), "validate"]),
+        Row("file-empty-dir-up", 3, "no migrations found",
+            args=lambda c: ["-path", mkdir(c.scratch / "empty"), "up"]),
         Row("file-duplicate-versions", 3, ["duplicate migration", "1_one.up.json", "001_again.up.json"],
             files={"001_again.up.json": "[]"}),
         Row("file-yaml-unknown-tag", 3, [BAD, "only the !!str tag"],
@@ -466,6 +502,10 @@ def test_hostile_input(row, ctx, mongo, tmp_path):
     assert CANARY_PASSWORD not in res.output, f"canary password leaked: {res!r}"
     if term.exists():
         assert CANARY_PASSWORD.encode() not in term.read_bytes(), term.read_bytes()
+        # One line for people: no control character but its final newline.
+        assert not re.search(rb"[\x00-\x09\x0b-\x1f\x7f]", term.read_bytes()), term.read_bytes()
+    if str(env.get("LOG_FORMAT", "")).lower() == "text":
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", res.stderr), res.stderr
     assert res.returncode == row.code, f"expected exit {row.code}: {res!r}"
     for ph in row.phrases:
         assert re.search(ph, res.output, re.I) or ph.lower() in res.output.lower(), (
@@ -474,6 +514,17 @@ def test_hostile_input(row, ctx, mongo, tmp_path):
         check_mi_output(res, env)  # run_mi did it for the others
     assert res.elapsed < HANG, res
     assert_untouched(mongo, ctx.dbname)
+
+
+def test_status_and_plan_tables_escape_control_characters(ferretdb, mongo, new_db, tmp_path):
+    name, url, db = new_db()
+    d = write_migrations(tmp_path / "m", {"1_a\x1b[2Jb.up.json": [{"ping": 1}]})
+    for cmd in (["status"], ["plan"], ["validate"]):
+        res = run_mi(["-path", d, "-database", url, *cmd])
+        assert res.returncode in (0, 10), res
+        assert "\x1b" not in res.stdout, res
+        if cmd != ["validate"]:
+            assert "a\\x1b[2Jb" in res.stdout, res
 
 
 def test_table_is_big_enough():

@@ -372,6 +372,75 @@ def test_signal_after_grace_period_aborts(migdir, db, dbname, relay_factory, ter
     assert f"exit {128 + sig}" in msg, msg
 
 
+class Silent:
+    """A listener that accepts connections and never answers: a blackholed
+    server as a client sees it (the handshake waits for connectTimeoutMS)."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = threading.Event()
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            self.accepted.set()
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_while_connecting_stops_at_once(migdir, term_path, sig):
+    """No migration is running, so there is nothing to let finish: a stop
+    while the connection attempt hangs (connectTimeoutMS is 10 s) ends the
+    run at once, not when the attempt gives up, with the signal's code and
+    a termination message."""
+    write_standard(migdir)
+    silent = Silent()
+    try:
+        env = env_with(term_path, DATABASE_URL=f"mongodb://127.0.0.1:{silent.port}/db")
+        p = popen_mi(["-path", migdir], env=env)
+        assert silent.accepted.wait(HANG_GUARD), "never connected"
+        time.sleep(0.2)  # inside the handshake now, waiting for a reply
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        res = finish(p, timeout=HANG_GUARD, check_mi=True)
+        took = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert res.returncode == 128 + sig, res
+    assert took < 2, f"the stop took {took:.1f} s"
+    msg = termination(term_path)
+    assert f"signal {int(sig)}" in msg and "no migration was running" in msg, msg
+
+
+def test_tls_against_a_plain_listener_says_so(migdir, ferretdb, dbname, term_path):
+    """A TLS client sees a plain listener only as a timeout (the server waits
+    for the rest of the "message" the TLS hello seemed to announce): that is
+    exit 4, like a hung server, with a hint in the log."""
+    write_standard(migdir)
+    env = env_with(term_path, DATABASE_URL=f"mongodb://127.0.0.1:{ferretdb}/{dbname}?tls=true&connectTimeoutMS=500",
+                   MAX_RETRIES=2, RETRY_INTERVAL="50ms")
+    res = run_mi(["-path", migdir], env=env, timeout=HANG_GUARD)
+    assert res.returncode == 4, res
+    gave_up = records(res, msg="database unreachable: giving up")
+    assert gave_up and "does not speak TLS" in gave_up[0]["hint"], res
+
+
 def shm_counters(pid):
     """libmongoc's shared-memory counters of process pid (shm_open("/mongoc-PID"))."""
     return f"/dev/shm/mongoc-{pid}"
