@@ -155,12 +155,59 @@ static void test_redaction(void **state)
 	log_shutdown();
 }
 
+static void test_redaction_every_at(void **state)
+{
+	(void)state;
+	/* libmongoc ends the userinfo at the first '@', a person at the last. */
+	url_register_secrets("mongodb://migrator:hunter2:xyz@abc@host/db");
+	char *r = log_redact("Password \"hunter2:xyz\" must not; hunter2:xyz@abc");
+	assert_null(strstr(r, "hunter2"));
+	bson_free(r);
+	log_shutdown();
+	/* No cap: the 40th URL's password is as secret as the first's. */
+	for (int i = 0; i < 40; i++) {
+		char url[64];
+		snprintf(url, sizeof url, "mongodb://u:secret-%02d@h/db", i);
+		url_register_secrets(url);
+	}
+	r = log_redact("secret-00 secret-39");
+	assert_string_equal(r, "*** ***");
+	bson_free(r);
+	log_shutdown();
+}
+
+static void test_url_error_text(void **state)
+{
+	(void)state;
+	char *t = url_error_text("Password \"a:b\" must not have unescaped chars. Percent-encode");
+	assert_string_equal(t, "Password \"***\" must not have unescaped chars. Percent-encode");
+	bson_free(t);
+	t = url_error_text("Unknown option or value for 'tls=maybe'");
+	assert_string_equal(t, "Unknown option or value for 'tls=***'");
+	bson_free(t);
+	t = url_error_text("Invalid host string in URI");
+	assert_string_equal(t, "Invalid host string in URI");
+	bson_free(t);
+	t = url_error_text("unterminated \"quote");
+	assert_string_equal(t, "unterminated \"quote");
+	bson_free(t);
+}
+
+static void test_escape_controls(void **state)
+{
+	(void)state;
+	char *t = log_escape_controls("3_x\x1b[31m.up.json\ttab\x7f");
+	assert_string_equal(t, "3_x\\x1b[31m.up.json\\x09tab\\x7f");
+	bson_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_uint), cmocka_unit_test(test_parse_duration),
-	    cmocka_unit_test(test_parse_go),   cmocka_unit_test(test_x_options),
-	    cmocka_unit_test(test_redaction),
+	    cmocka_unit_test(test_parse_uint),     cmocka_unit_test(test_parse_duration),
+	    cmocka_unit_test(test_parse_go),       cmocka_unit_test(test_x_options),
+	    cmocka_unit_test(test_redaction),      cmocka_unit_test(test_redaction_every_at),
+	    cmocka_unit_test(test_url_error_text), cmocka_unit_test(test_escape_controls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
