@@ -129,7 +129,9 @@ static int hexval(int c)
 }
 
 /* Decodes %XX and '+' as Go's url.QueryUnescape does; NULL on bad escapes. */
-static char *query_unescape(const char *s, size_t len)
+/* %XX decoding; '+' is a space in a query (Go's QueryUnescape), not in a
+ * path (PathUnescape). NULL on a bad or NUL escape. */
+static char *percent_decode(const char *s, size_t len, bool plus_is_space)
 {
 	char *out = bson_malloc(len + 1), *o = out;
 	for (size_t i = 0; i < len; i++) {
@@ -145,14 +147,23 @@ static char *query_unescape(const char *s, size_t len)
 				bson_free(out);
 				return NULL;
 			}
+			if (hi == 0 && lo == 0) {
+				bson_free(out);
+				return NULL;
+			}
 			*o++ = (char)(hi * 16 + lo);
 			i += 2;
 		} else {
-			*o++ = s[i] == '+' ? ' ' : s[i];
+			*o++ = s[i] == '+' && plus_is_space ? ' ' : s[i];
 		}
 	}
 	*o = '\0';
 	return out;
+}
+
+static char *query_unescape(const char *s, size_t len)
+{
+	return percent_decode(s, len, true);
 }
 
 int url_take_x_options(const char *url, char **out,
@@ -203,6 +214,114 @@ int url_take_x_options(const char *url, char **out,
 	}
 	*out = bson_string_free(b, false);
 	return 0;
+}
+
+/*
+ * URL options the Go driver (so golang-migrate) takes and libmongoc does not
+ * take the same way: one row each. becomes: what libmongoc gets instead
+ * ("" drops it); why: logged when it is dropped (NULL: dropped silently).
+ */
+static const struct go_option {
+	const char *key;   /* lower case, as both drivers match */
+	const char *value; /* NULL: any value */
+	const char *becomes;
+	const char *why;
+} go_options[] = {
+    {"connect", "direct", "directConnection=true", NULL},
+    {"connect", "automatic", "", NULL},
+    {"timeoutms", NULL, "",
+     "libmongoc 1.23 has no client-side operation timeout: socketTimeoutMS and "
+     "connectTimeoutMS bound what it waits for"},
+    {"maxconnecting", NULL, "", "a connection-pool setting; migrate-init opens no pool"},
+    {"slaveok", NULL, "", "the Go driver ignores it too"},
+    {"uuidrepresentation", NULL, "",
+     "the Go driver ignores it too; migrations write UUIDs as Extended JSON says"},
+    {"sslinsecure", NULL, "tlsInsecure=", NULL}, /* value appended */
+};
+
+/* Options that make libmongoc use TLS but not the Go driver: alone, they
+ * leave golang-migrate in plain text, so they must leave us there too. */
+static const char *const tls_quiet[] = {"tlsinsecure",
+                                        "sslinsecure",
+                                        "tlsallowinvalidcertificates",
+                                        "tlsallowinvalidhostnames",
+                                        "sslallowinvalidcertificates",
+                                        "sslallowinvalidhostnames",
+                                        NULL};
+/* Options that turn TLS on (or off) for both. */
+static const char *const tls_loud[] = {"tls",
+                                       "ssl",
+                                       "tlscafile",
+                                       "sslcertificateauthorityfile",
+                                       "tlscertificatekeyfile",
+                                       "sslclientcertificatekeyfile",
+                                       "tlsdisableocspendpointcheck",
+                                       NULL};
+
+static bool in_list(const char *const *list, const char *key, size_t klen)
+{
+	for (; *list; list++)
+		if (strlen(*list) == klen && strncasecmp(*list, key, klen) == 0)
+			return true;
+	return false;
+}
+
+char *url_go_options(const char *url)
+{
+	const char *q = strchr(url, '?');
+	if (!q)
+		return bson_strdup(url);
+	bson_string_t *b = bson_string_new(NULL);
+	bson_string_append_printf(b, "%.*s", (int)(q - url), url);
+	bool first = true, quiet = false, loud = false;
+	for (const char *p = q + 1; *p;) {
+		size_t len = strcspn(p, "&;");
+		const char *eq = memchr(p, '=', len);
+		size_t klen = eq ? (size_t)(eq - p) : len;
+		const char *val = eq ? eq + 1 : p + len;
+		size_t vlen = eq ? len - klen - 1 : 0;
+		quiet |= in_list(tls_quiet, p, klen);
+		loud |= in_list(tls_loud, p, klen);
+		const struct go_option *o = NULL;
+		for (size_t i = 0; i < sizeof go_options / sizeof go_options[0] && !o; i++)
+			if (strlen(go_options[i].key) == klen &&
+			    strncasecmp(go_options[i].key, p, klen) == 0 &&
+			    (!go_options[i].value ||
+			     (strlen(go_options[i].value) == vlen &&
+			      strncasecmp(go_options[i].value, val, vlen) == 0)))
+				o = &go_options[i];
+		if (o && o->why) {
+			char *key = bson_strndup(p, klen);
+			log_warn(
+			    "ignoring a URL option golang-migrate's driver takes and libmongoc has "
+			    "no equivalent for",
+			    F_STR("option", key), F_STR("why", o->why));
+			bson_free(key);
+		}
+		const char *add = p;
+		size_t addlen = len;
+		char *tmp = NULL;
+		if (o) {
+			tmp = bson_strdup_printf(
+			    "%s%.*s", o->becomes,
+			    o->becomes[0] && o->becomes[strlen(o->becomes) - 1] == '=' ? (int)vlen
+			                                                               : 0,
+			    val);
+			add = tmp;
+			addlen = strlen(tmp);
+		}
+		if (addlen > 0) {
+			bson_string_append_printf(b, "%c%.*s", first ? '?' : '&', (int)addlen, add);
+			first = false;
+		}
+		bson_free(tmp);
+		p += len;
+		if (*p)
+			p++;
+	}
+	if (quiet && !loud && strncmp(url, "mongodb+srv://", 14) != 0)
+		bson_string_append_printf(b, "%ctls=false", first ? '?' : '&');
+	return bson_string_free(b, false);
 }
 
 /* Shorter secrets are registered only inside the URL's own text: a bare
@@ -343,13 +462,17 @@ static char *source_from_flags(const struct cli *cli, int *rc)
 			                "only file:// sources are supported (or use -path DIR)");
 			return NULL;
 		}
+		/* As golang-migrate's file source: the path percent-decoded, and
+		 * none at all is the working directory. */
 		const char *p = cli->source + 7;
 		size_t len = strcspn(p, "?#");
-		if (len == 0) {
-			*rc = bad_value("-source", cli->source, "no directory in the file:// URL");
-			return NULL;
-		}
-		return bson_strndup(p, len);
+		if (len == 0)
+			return bson_strdup(".");
+		char *dir = percent_decode(p, len, false);
+		if (!dir)
+			*rc = bad_value("-source", cli->source,
+			                "bad percent-encoding in the file:// URL");
+		return dir;
 	}
 	if (cli->path)
 		return bson_strdup(cli->path);
@@ -640,7 +763,12 @@ int config_load_database(struct config *c, const struct cli *cli)
 	}
 
 	struct xopts x = {.c = c, .lock_timeout_s = 15};
-	rc = url_take_x_options(c->url, &c->mongo_uri, take_x_option, &x);
+	char *without_x = NULL;
+	rc = url_take_x_options(c->url, &without_x, take_x_option, &x);
+	if (rc == 0) {
+		c->mongo_uri = url_go_options(without_x);
+		bson_free(without_x);
+	}
 	if (rc == 0)
 		rc = apply_lock_options(&x);
 	bson_free(x.interval_buf);

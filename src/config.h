@@ -72,6 +72,14 @@ int url_take_x_options(const char *url, char **out,
                        int (*fn)(void *arg, const char *key, const char *value, const char *raw),
                        void *arg);
 
+/* url with the options golang-migrate's Go driver takes rewritten for
+ * libmongoc (README: "URL options"): connect=direct becomes
+ * directConnection=true, options libmongoc has no equivalent for are
+ * dropped with a warning, and TLS stays off when only options the Go
+ * driver does not take as "use TLS" (tlsInsecure, tlsAllowInvalid*) ask
+ * for it. A new string. */
+char *url_go_options(const char *url);
+
 /* Registers the userinfo and password of url as secrets for the logger,
  * for every '@' that could end the userinfo. A password shorter than 4
  * bytes is registered only inside "://userinfo@" (a bare "ab" would blank

@@ -124,13 +124,16 @@ static void forget_state(struct db *d)
 	if (d->exists)
 		bson_value_destroy(&d->id);
 	d->exists = false;
+	d->extra = false;
 	d->seen_fence[0] = '\0';
 }
 
 int db_get_version(struct db *d, int64_t *version, bool *dirty)
 {
 	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-	BSON_APPEND_INT64(&opts, "limit", 1);
+	/* Two, to see a second document someone else left (golang-migrate
+	 * reads the first and leaves one). */
+	BSON_APPEND_INT64(&opts, "limit", 2);
 	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(d->state, &filter, &opts, NULL);
 	const bson_t *doc;
 	bson_error_t err;
@@ -164,9 +167,10 @@ int db_get_version(struct db *d, int64_t *version, bool *dirty)
 			          F_INT("version", *version));
 			rc = EXIT_INTERNAL;
 		}
-	} else if (mongoc_cursor_error(cur, &err)) {
-		rc = state_error(d, "cannot read the migration version", &err);
+		d->extra = mongoc_cursor_next(cur, &doc);
 	}
+	if (rc == 0 && mongoc_cursor_error(cur, &err))
+		rc = state_error(d, "cannot read the migration version", &err);
 	mongoc_cursor_destroy(cur);
 	bson_destroy(&filter);
 	bson_destroy(&opts);
@@ -232,6 +236,32 @@ static bool claim_once(struct db *d, const char *token, bson_error_t *err)
 	return ok;
 }
 
+/* More than one state document (written by hand, or by another tool): the
+ * first is the state, as golang-migrate reads it, and its next write would
+ * leave only one; so do we, now that the state is ours. */
+static int remove_extra(struct db *d)
+{
+	bson_t filter = BSON_INITIALIZER, ne, reply;
+	BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &ne);
+	BSON_APPEND_VALUE(&ne, "$ne", &d->id);
+	bson_append_document_end(&filter, &ne);
+	bson_error_t err;
+	bool ok = mongoc_collection_delete_many(d->state, &filter, NULL, &reply, &err);
+	bson_iter_t it;
+	int64_t n =
+	    ok && bson_iter_init_find(&it, &reply, "deletedCount") ? bson_iter_as_int64(&it) : 0;
+	bson_destroy(&reply);
+	bson_destroy(&filter);
+	if (!ok)
+		return state_error(
+		    d, "cannot remove the extra documents of the migrations collection", &err);
+	log_warn("the migrations collection held more than one document: kept the first, as "
+	         "golang-migrate reads it, and removed the others",
+	         F_STR("collection", d->cfg->migrations_collection), F_INT("removed", n));
+	d->extra = false;
+	return 0;
+}
+
 int db_claim_state(struct db *d, const char *token, int64_t *version, bool *dirty, bool *claimed)
 {
 	d->fence[0] = '\0';
@@ -244,7 +274,7 @@ int db_claim_state(struct db *d, const char *token, int64_t *version, bool *dirt
 	if (!token || (d->exists && strcmp(d->seen_fence, token) == 0)) {
 		snprintf(d->fence, sizeof d->fence, "%s", token ? token : "");
 		*claimed = true;
-		return 0;
+		return d->extra ? remove_extra(d) : 0;
 	}
 	bson_error_t err;
 	if (!claim_once(d, token, &err))

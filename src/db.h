@@ -36,6 +36,7 @@ struct db {
 	/* The state document as last read: its _id, and the lock token it
 	 * carried (seen_fence, "" when none). */
 	bool exists;
+	bool extra; /* a second document follows it */
 	bson_value_t id;
 	char seen_fence[40];
 	/* Our lock token, once we claimed the state with it: every state

@@ -31,6 +31,7 @@ struct run {
 	bool dirty;
 	size_t applied;
 	int64_t started;
+	bool warned; /* about broken files the run does not need */
 };
 
 /*
@@ -302,6 +303,37 @@ static int run_step(struct run *r, const struct step *s)
 	return 0;
 }
 
+/*
+ * A run fails for a broken file only when it would run it (golang-migrate
+ * never reads the others; an empty down file next to a filled-in up file is
+ * the first day of every project): the plan's files must be good, before
+ * anything is written; every other broken file is a warning, once.
+ */
+static int check_files(struct run *r, const struct plan *p)
+{
+	int rc = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct mfile *f = p->steps[i].m->file[p->steps[i].dir];
+		if (f && f->problem) {
+			source_report(f, true);
+			rc = EXIT_SOURCE;
+		}
+	}
+	if (r->warned)
+		return rc;
+	r->warned = true;
+	for (size_t i = 0; i < r->src.n; i++)
+		for (int d = 0; d < 2; d++) {
+			const struct mfile *f = r->src.m[i].file[d];
+			bool planned = false;
+			for (size_t k = 0; k < p->n && !planned; k++)
+				planned = p->steps[k].m->file[p->steps[k].dir] == f;
+			if (f && !planned)
+				source_report(f, false);
+		}
+	return rc;
+}
+
 static int run_plan(struct run *r, const struct plan *p)
 {
 	if (p->n == 0) {
@@ -469,15 +501,18 @@ static int do_migrate(struct run *r)
 	 * state may be a migration in progress, so it goes the long way. */
 	if ((rc = db_get_version(&r->d, &r->from, &dirty)))
 		return rc;
+	set_state(r, r->from, dirty);
 	if (!dirty) {
 		if ((rc = runner_plan(&r->src, r->from, kind, arg, &p)))
 			return rc;
 		bool nothing = p.n == 0;
+		rc = check_files(r, &p);
 		plan_free(&p);
+		if (rc)
+			return rc;
 		/* A dead runner's expired lock would block golang-migrate, which
 		 * knows no leases: the long way takes it over and removes it. */
 		if (nothing && lock_probe(&r->d, r->c) != LOCK_EXPIRED) {
-			set_state(r, r->from, false);
 			log_info("no change", F_INT("version", r->from));
 			return 0;
 		}
@@ -492,7 +527,7 @@ static int do_migrate(struct run *r)
 	if (dirty)
 		return dirty_refusal(r->from);
 	rc = runner_plan(&r->src, r->from, kind, arg, &p);
-	if (rc == 0)
+	if (rc == 0 && (rc = check_files(r, &p)) == 0)
 		rc = run_plan(r, &p);
 	plan_free(&p);
 	return rc;
@@ -564,6 +599,10 @@ static int do_plan(struct run *r)
 	struct plan p;
 	if ((rc = runner_plan(&r->src, r->from, kind, arg, &p)))
 		return rc;
+	if ((rc = check_files(r, &p))) {
+		plan_free(&p);
+		return rc;
+	}
 	inspect_print_plan(&p);
 	rc = p.n > 0 ? EXIT_PENDING : 0;
 	plan_free(&p);
@@ -574,7 +613,11 @@ static int do_status(struct run *r)
 {
 	bool dirty;
 	int rc = load_all(r, &dirty);
-	return rc ? rc : inspect_status(&r->d, r->c, &r->src, r->from, dirty, r->cli->json);
+	if (rc)
+		return rc;
+	struct plan none = {0};
+	check_files(r, &none); /* status reads no body: broken ones are warnings */
+	return inspect_status(&r->d, r->c, &r->src, r->from, dirty, r->cli->json);
 }
 
 static int do_validate(struct run *r)
@@ -583,6 +626,8 @@ static int do_validate(struct run *r)
 	int reg = registry_load(&r->reg, r->c->source_dir);
 	if (reg == 0)
 		reg = registry_validate(&r->reg, &r->src);
+	if (rc == 0)
+		rc = source_report_all(&r->src);
 	if (rc == 0)
 		rc = inspect_validate(&r->src);
 	if (rc == 0)

@@ -69,10 +69,36 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(x->fname, y->fname);
 }
 
-static int fail(const char *msg, const char *path, const char *why)
+/* Records why mf is broken; reported when we know whether the run needs it. */
+static int broken(struct mfile *mf, const char *problem, const char *why)
 {
-	log_error(msg, F_STR("file", path), F_STR("error", why));
+	mf->problem = bson_strdup(problem);
+	mf->why = bson_strdup(why);
 	return EXIT_SOURCE;
+}
+
+void source_report(const struct mfile *f, bool needed)
+{
+	if (!f || !f->problem)
+		return;
+	if (needed)
+		log_error(f->problem, F_STR("file", f->path), F_STR("error", f->why));
+	else
+		log_warn("a migration file this run does not need is broken; not read further",
+		         F_STR("file", f->path), F_STR("problem", f->problem),
+		         F_STR("error", f->why));
+}
+
+int source_report_all(const struct source *s)
+{
+	int rc = 0;
+	for (size_t i = 0; i < s->n; i++)
+		for (int d = 0; d < 2; d++)
+			if (s->m[i].file[d] && s->m[i].file[d]->problem) {
+				source_report(s->m[i].file[d], true);
+				rc = EXIT_SOURCE;
+			}
+	return rc;
 }
 
 static int read_body(const char *path, const char *ext, struct mfile *mf)
@@ -80,17 +106,17 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 	char err[512];
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return fail("cannot read migration file", path, strerror(errno));
+		return broken(mf, "cannot read migration file", strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail("cannot read migration file", path, "not a regular file");
+		return broken(mf, "cannot read migration file", "not a regular file");
 	}
 	if ((uint64_t)st.st_size > MIGRATION_MAX_BYTES) {
 		close(fd);
 		snprintf(err, sizeof err, "the file is %lld bytes; the limit is %u",
 		         (long long)st.st_size, MIGRATION_MAX_BYTES);
-		return fail("migration file too large", path, err);
+		return broken(mf, "migration file too large", err);
 	}
 	size_t cap = (size_t)st.st_size, len = 0;
 	uint8_t *buf = bson_malloc(cap + 1);
@@ -100,8 +126,8 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 			if (cap >= MIGRATION_MAX_BYTES) {
 				bson_free(buf);
 				close(fd);
-				return fail("migration file too large", path,
-				            "grew past the limit");
+				return broken(mf, "migration file too large",
+				              "grew past the limit");
 			}
 			cap = cap * 2 + 4096;
 			buf = bson_realloc(buf, cap + 1);
@@ -113,7 +139,7 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 			int e = errno;
 			bson_free(buf);
 			close(fd);
-			return fail("cannot read migration file", path, strerror(e));
+			return broken(mf, "cannot read migration file", strerror(e));
 		}
 		if (n == 0)
 			break;
@@ -129,7 +155,7 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 	mf->body = migration_parse(ext, buf, len, err, sizeof err);
 	bson_free(buf);
 	if (!mf->body)
-		return fail("invalid migration file", path, err);
+		return broken(mf, "invalid migration file", err);
 	mf->ncmds = bson_count_keys(mf->body);
 	return 0;
 }
@@ -249,9 +275,7 @@ int source_load(struct source *s, const char *dir)
 		struct mfile *mf = bson_malloc0(sizeof *mf);
 		mf->path = bson_strdup_printf("%s/%s", dir, e[i].fname);
 		s->m[s->n - 1].file[e[i].parts.dir] = mf;
-		/* Go on after a bad file: one run should name every bad file. */
-		if (read_body(mf->path, e[i].parts.ext, mf) != 0)
-			rc = EXIT_SOURCE;
+		read_body(mf->path, e[i].parts.ext, mf); /* a broken one is kept */
 		bson_free(e[i].fname);
 	}
 	bson_free(e);
@@ -268,6 +292,8 @@ void source_free(struct source *s)
 			if (!mf)
 				continue;
 			bson_free(mf->path);
+			bson_free(mf->problem);
+			bson_free(mf->why);
 			if (mf->body)
 				bson_destroy(mf->body);
 			bson_free(mf);

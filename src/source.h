@@ -2,7 +2,10 @@
  * The migration source: a directory read with golang-migrate's file-name
  * rules. NNN_name.up.EXT / NNN_name.down.EXT with a uint64 version; other
  * names are ignored; two files for one version and direction are an error.
- * Every body is read and parsed here, before the database is touched.
+ * Every body is read and parsed here, before the database is touched; a
+ * body that cannot be is kept as an error on its file (source_report), so
+ * that only a run that needs the file fails for it, as in golang-migrate,
+ * which never reads a file it does not run.
  */
 #ifndef MI_SOURCE_H
 #define MI_SOURCE_H
@@ -15,9 +18,11 @@ enum direction { DIR_UP, DIR_DOWN };
 
 struct mfile {
 	char *path;   /* directory/file name */
-	bson_t *body; /* array document of command documents */
+	bson_t *body; /* array document of command documents; NULL when broken */
 	uint32_t ncmds;
 	char sha256[65]; /* of the file's bytes, hex */
+	char *problem;   /* when broken: what is wrong, and why */
+	char *why;
 };
 
 struct migration {
@@ -44,8 +49,16 @@ struct fname_parts {
 bool source_parse_name(const char *fname, struct fname_parts *out);
 
 /* Reads dir and parses every body. 0, or EXIT_SOURCE after logging every
- * problem found (not only the first). */
+ * problem with the directory itself (unreadable, duplicate versions,
+ * versions past int64). Broken bodies do not fail it: see source_report. */
 int source_load(struct source *s, const char *dir);
+
+/* Logs what is wrong with a broken file: an error when the run needs it,
+ * else a warning (the run goes on). Nothing for a good file. */
+void source_report(const struct mfile *f, bool needed);
+
+/* Every broken file, as errors (validate). 0, or EXIT_SOURCE. */
+int source_report_all(const struct source *s);
 void source_free(struct source *s);
 
 /* Index of version in s->m, or -1. */
