@@ -178,7 +178,10 @@ def flag_rows():
         Row("flag-dash-equals", 2, "bad flag syntax", args=a("-=x", P, "{dir}", "up")),
         Row("flag-source-http", 2, ["-source", "file://"],
             args=a("-source", "http://example.invalid/m", "up")),
-        Row("flag-source-no-dir", 2, ["-source", "no directory"], args=a("-source", "file://", "up")),
+        # file:// alone is the working directory (golang-migrate's rule): here one
+        # with no migrations in it.
+        Row("flag-source-no-dir", 3, ["no migrations found", '"dir":"."'], args=a("-source", "file://", "up")),
+        Row("flag-source-bad-escape", 2, ["-source", "percent-encoding"], args=a("-source", "file:///m%zz", "up")),
         Row("cmd-unknown", 2, ["unknown command", "migrate"], args=a(P, "{dir}", "migrate")),
         Row("cmd-uppercase", 2, ["unknown command", "UP"], args=a(P, "{dir}", "UP")),
         Row("cmd-up-x", 2, "up: can't read limit argument N", args=a(P, "{dir}", "up", "x")),
