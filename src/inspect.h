@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "db.h"
-#include "runner.h"
+#include "plan.h"
 #include "source.h"
 
 #include <stdbool.h>

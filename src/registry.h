@@ -22,7 +22,7 @@
 #define MI_REGISTRY_H
 
 #include "config.h"
-#include "runner.h"
+#include "plan.h"
 #include "source.h"
 
 #include <stdbool.h>

@@ -7,7 +7,7 @@
 
 #include "create.h"
 #include "migration.h"
-#include "runner.h"
+#include "plan.h"
 #include "source.h"
 
 #include <string.h>
@@ -183,45 +183,45 @@ static void test_plans(void **state)
 	struct source s = make_source(v, 3);
 	struct plan p;
 
-	assert_int_equal(runner_plan(&s, -1, RUN_UP, -1, &p), 0);
+	assert_int_equal(plan_build(&s, -1, RUN_UP, -1, &p), 0);
 	expect(&p, (int64_t[]){1, 1, 3, 3, 7, 7}, 3);
 	plan_free(&p);
-	assert_int_equal(runner_plan(&s, 3, RUN_UP, -1, &p), 0);
+	assert_int_equal(plan_build(&s, 3, RUN_UP, -1, &p), 0);
 	expect(&p, (int64_t[]){7, 7}, 1);
 	plan_free(&p);
-	assert_int_equal(runner_plan(&s, 7, RUN_UP, -1, &p), 0); /* no change */
+	assert_int_equal(plan_build(&s, 7, RUN_UP, -1, &p), 0); /* no change */
 	assert_int_equal(p.n, 0);
-	assert_int_not_equal(runner_plan(&s, 7, RUN_UP, 1, &p), 0); /* nothing after 7 */
-	assert_int_equal(runner_plan(&s, 1, RUN_UP, 5, &p), 0);
+	assert_int_not_equal(plan_build(&s, 7, RUN_UP, 1, &p), 0); /* nothing after 7 */
+	assert_int_equal(plan_build(&s, 1, RUN_UP, 5, &p), 0);
 	expect(&p, (int64_t[]){3, 3, 7, 7}, 2);
 	assert_int_equal(p.short_by, 3);
 	plan_free(&p);
 
-	assert_int_equal(runner_plan(&s, 7, RUN_DOWN, -1, &p), 0);
+	assert_int_equal(plan_build(&s, 7, RUN_DOWN, -1, &p), 0);
 	expect(&p, (int64_t[]){7, 3, 3, 1, 1, -1}, 3);
 	plan_free(&p);
-	assert_int_equal(runner_plan(&s, 7, RUN_DOWN, 1, &p), 0);
+	assert_int_equal(plan_build(&s, 7, RUN_DOWN, 1, &p), 0);
 	expect(&p, (int64_t[]){7, 3}, 1);
 	plan_free(&p);
-	assert_int_equal(runner_plan(&s, -1, RUN_DOWN, -1, &p), 0);
+	assert_int_equal(plan_build(&s, -1, RUN_DOWN, -1, &p), 0);
 	assert_int_equal(p.n, 0);
-	assert_int_not_equal(runner_plan(&s, -1, RUN_DOWN, 1, &p), 0);
-	assert_int_equal(runner_plan(&s, 3, RUN_DOWN, 4, &p), 0);
+	assert_int_not_equal(plan_build(&s, -1, RUN_DOWN, 1, &p), 0);
+	assert_int_equal(plan_build(&s, 3, RUN_DOWN, 4, &p), 0);
 	expect(&p, (int64_t[]){3, 1, 1, -1}, 2);
 	assert_int_equal(p.short_by, 2);
 	plan_free(&p);
 
-	assert_int_equal(runner_plan(&s, -1, RUN_GOTO, 3, &p), 0);
+	assert_int_equal(plan_build(&s, -1, RUN_GOTO, 3, &p), 0);
 	expect(&p, (int64_t[]){1, 1, 3, 3}, 2);
 	plan_free(&p);
-	assert_int_equal(runner_plan(&s, 7, RUN_GOTO, 1, &p), 0);
+	assert_int_equal(plan_build(&s, 7, RUN_GOTO, 1, &p), 0);
 	expect(&p, (int64_t[]){7, 3, 3, 1}, 2);
 	plan_free(&p);
-	assert_int_equal(runner_plan(&s, 3, RUN_GOTO, 3, &p), 0);
+	assert_int_equal(plan_build(&s, 3, RUN_GOTO, 3, &p), 0);
 	assert_int_equal(p.n, 0);
-	assert_int_not_equal(runner_plan(&s, 3, RUN_GOTO, 4, &p), 0);
+	assert_int_not_equal(plan_build(&s, 3, RUN_GOTO, 4, &p), 0);
 	/* The database is at a version the source lacks. */
-	assert_int_not_equal(runner_plan(&s, 5, RUN_UP, -1, &p), 0);
+	assert_int_not_equal(plan_build(&s, 5, RUN_UP, -1, &p), 0);
 	bson_free(s.m);
 }
 
