@@ -2,6 +2,7 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "util.h"
 
 #include <bson/bson.h>
 #include <ctype.h>
@@ -557,9 +558,8 @@ int config_load(struct config *c, const struct cli *cli)
 	if (v) {
 		c->owner = bson_strdup(v);
 	} else {
-		char host[256] = "unknown";
-		gethostname(host, sizeof host - 1);
-		host[sizeof host - 1] = '\0';
+		char host[256];
+		util_hostname(host, sizeof host);
 		c->owner = bson_strdup(host);
 	}
 	return 0;

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "exitcode.h"
 #include "log.h"
+#include "util.h"
 
 #include <bson/bson.h>
 #include <dirent.h>
@@ -184,12 +185,6 @@ static int set_zone(const char *tz)
 	return 0;
 }
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -209,7 +204,7 @@ static char **glob_names(const char *dir, const char *prefix, const char *suffix
 			continue;
 		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
 		    strlen(de->d_name) < strlen(prefix) + strlen(suffix) ||
-		    !has_suffix(de->d_name, suffix))
+		    !util_ends_with(de->d_name, suffix))
 			continue;
 		v = bson_realloc(v, (*n + 1) * sizeof *v);
 		v[(*n)++] = bson_strdup(de->d_name);
@@ -286,10 +281,7 @@ static int mkdir_all(const char *dir)
 
 int create_main(const struct cli *cli)
 {
-	if (cli->cmd_help) {
-		fprintf(stderr, "%s\n", cli_command_usage(CMD_CREATE));
-		return 0;
-	}
+	/* create -help never gets here: main answers every command's -help. */
 	if (cli->nargs == 0)
 		return usage_error("please specify name", "");
 	if (cli->nargs > 1)

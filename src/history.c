@@ -2,21 +2,17 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#ifndef MI_VERSION
-#define MI_VERSION "dev"
-#endif
 
 void history_write(struct db *d, const struct config *c, const struct history_rec *r)
 {
 	if (!c->history)
 		return;
-	char host[256] = "unknown";
-	gethostname(host, sizeof host - 1);
-	host[sizeof host - 1] = '\0';
+	char host[256];
+	util_hostname(host, sizeof host);
 	bson_t doc = BSON_INITIALIZER;
 	if (r->version <= INT64_MAX)
 		BSON_APPEND_INT64(&doc, "version", (int64_t)r->version);

@@ -3,6 +3,7 @@
 #include "exitcode.h"
 #include "history.h"
 #include "log.h"
+#include "util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -69,14 +70,6 @@ int inspect_drift(struct db *d, const struct config *c, const struct source *s, 
 	return drift ? EXIT_SOURCE : 0;
 }
 
-static void iso_time(int64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static const char *state_of(const struct migration *m, int64_t version, bool dirty)
 {
 	if (version < 0 || m->version > (uint64_t)version)
@@ -114,7 +107,7 @@ int inspect_status(struct db *d, const struct config *c, const struct source *s,
 		char when[32] = "", key[24];
 		pending += !applied;
 		if (applied && e)
-			iso_time(e->applied_at, when, sizeof when);
+			util_iso_time(e->applied_at, when, sizeof when);
 		bool drift = applied && e && e->sha256[0] && m->file[DIR_UP] &&
 		             strcmp(e->sha256, m->file[DIR_UP]->sha256) != 0;
 		if (!json) {

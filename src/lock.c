@@ -4,6 +4,7 @@
 #include "fault.h"
 #include "log.h"
 #include "stop.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -134,18 +135,10 @@ static void log_holder(const struct holder *h, const struct config *c, const cha
 	                                 ? h->created_at + c->lock_stale_after_ms
 	                                 : 0);
 	char since[40] = "", until[40] = "never";
-	struct tm tm;
-	time_t t;
-	if (h->created_at) {
-		t = (time_t)(h->created_at / 1000);
-		gmtime_r(&t, &tm);
-		strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	}
-	if (expires) {
-		t = (time_t)(expires / 1000);
-		gmtime_r(&t, &tm);
-		strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	}
+	if (h->created_at)
+		util_iso_time(h->created_at, since, sizeof since);
+	if (expires)
+		util_iso_time(expires, until, sizeof until);
 	log_info(msg, F_STR("holder", h->who), F_STR("holder_host", h->host),
 	         F_INT("holder_pid", h->pid), F_STR("since", since), F_STR("expires", until),
 	         F_STR("holder_tool", h->ours ? "migrate-init" : "golang-migrate"));
@@ -153,9 +146,8 @@ static void log_holder(const struct holder *h, const struct config *c, const cha
 
 static void append_lock_fields(bson_t *doc, const struct lock *l, int64_t now)
 {
-	char host[256] = "unknown";
-	gethostname(host, sizeof host - 1);
-	host[sizeof host - 1] = '\0';
+	char host[256];
+	util_hostname(host, sizeof host);
 	BSON_APPEND_INT32(doc, "locking_key", 0);
 	BSON_APPEND_INT32(doc, "pid", (int32_t)getpid());
 	BSON_APPEND_UTF8(doc, "hostname", host);
@@ -193,6 +185,13 @@ static bool remove_expired(struct lock *l, const struct holder *h, bson_error_t 
 	return removed;
 }
 
+/* {locking_key: 0, token: token}: the lock document of the holder of token. */
+static void append_lock_of(bson_t *filter, const char *token)
+{
+	BSON_APPEND_INT32(filter, "locking_key", 0);
+	BSON_APPEND_UTF8(filter, "token", token);
+}
+
 /* Renews our lease. 1: renewed; 0: the document is no longer ours; -1: error. */
 static int renew(struct db *d, mongoc_collection_t *coll, struct lock *l)
 {
@@ -201,8 +200,7 @@ static int renew(struct db *d, mongoc_collection_t *coll, struct lock *l)
 	if (!db_server_time(d, &now, &err))
 		return -1;
 	bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, reply;
-	BSON_APPEND_INT32(&filter, "locking_key", 0);
-	BSON_APPEND_UTF8(&filter, "token", l->token);
+	append_lock_of(&filter, l->token);
 	BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
 	BSON_APPEND_DATE_TIME(&set, "renewed_at", now);
 	BSON_APPEND_DATE_TIME(&set, "expires_at", now + l->c->lock_lease_ms);
@@ -470,8 +468,7 @@ int lock_release(struct lock *l)
 		FAULT("releasing");
 	if (l->held && !atomic_load(&l->lost)) {
 		bson_t filter = BSON_INITIALIZER, reply;
-		BSON_APPEND_INT32(&filter, "locking_key", 0);
-		BSON_APPEND_UTF8(&filter, "token", l->token);
+		append_lock_of(&filter, l->token);
 		bson_error_t err;
 		if (!mongoc_collection_delete_one(l->coll, &filter, NULL, &reply, &err)) {
 			log_warn("cannot release the lock; it expires after the lease",
@@ -509,8 +506,7 @@ void lock_release_detached(const struct config *c, const char *token)
 		return;
 	mongoc_collection_t *coll = mongoc_database_get_collection(d.db, c->lock_collection);
 	bson_t filter = BSON_INITIALIZER;
-	BSON_APPEND_INT32(&filter, "locking_key", 0);
-	BSON_APPEND_UTF8(&filter, "token", token);
+	append_lock_of(&filter, token);
 	bson_error_t err;
 	if (mongoc_collection_delete_one(coll, &filter, NULL, NULL, &err))
 		log_warn("lock released by the abort path");

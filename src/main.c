@@ -7,6 +7,7 @@
 #include "runner.h"
 #include "stop.h"
 #include "termination.h"
+#include "util.h"
 
 #include <mongoc/mongoc.h>
 #include <signal.h>
@@ -15,10 +16,6 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef MI_VERSION
-#define MI_VERSION "dev"
-#endif
 
 /* LOG_FORMAT and LOG_LEVEL come first, so every later error honours them. */
 static int setup_logging(void)

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "migration.h"
 #include "stop.h"
+#include "util.h"
 #include "wait.h"
 
 #include <errno.h>

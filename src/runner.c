@@ -10,6 +10,7 @@
 #include "log.h"
 #include "registry.h"
 #include "stop.h"
+#include "util.h"
 #include "termination.h"
 #include "wait.h"
 

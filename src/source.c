@@ -2,6 +2,7 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "util.h"
 #include "migration.h"
 
 #include <dirent.h>
@@ -160,12 +161,6 @@ static int read_body(const char *path, const char *ext, struct mfile *mf)
 	return 0;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* A name golang-migrate ignores but someone probably meant as a migration
  * ("1-init.up.json", "1_init.UP.json", "init.up.json") is silently skipped
  * by golang-migrate; we at least say so. */
@@ -177,8 +172,8 @@ static void warn_if_meant(const char *name, const char *dir)
 	for (char *p = lower; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	bool meant = strstr(lower, ".up.") || strstr(lower, ".down.") ||
-	             ends_with(lower, ".json") || ends_with(lower, ".yaml") ||
-	             ends_with(lower, ".yml");
+	             util_ends_with(lower, ".json") || util_ends_with(lower, ".yaml") ||
+	             util_ends_with(lower, ".yml");
 	bson_free(lower);
 	if (meant)
 		log_warn("ignoring a file whose name does not match NNN_name.up.ext or "

@@ -1,6 +1,7 @@
 #include "stop.h"
 
 #include "exitcode.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,20 +41,6 @@ static void on_signal(int sig)
 		(void)n;
 	}
 	errno = saved;
-}
-
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void *watchdog(void *unused)
@@ -118,8 +105,6 @@ void stop_install(int64_t grace_ms)
 	/* No SA_RESTART: a sleep or a blocking wait returns EINTR at once. */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	/* A reset connection must be an error we report, not a silent death. */
-	signal(SIGPIPE, SIG_IGN);
 }
 
 void stop_set_abort(void (*fn)(void *arg, int sig, bool mid_work), void *arg)

@@ -41,10 +41,4 @@ int stop_requested(void);
 /* Sleeps ms milliseconds, returning early when a stop is requested. */
 void stop_sleep_ms(int64_t ms);
 
-/* Milliseconds on a monotonic clock. */
-int64_t now_ms(void);
-
-/* Milliseconds since the epoch, for records people read. */
-int64_t wall_ms(void);
-
 #endif

@@ -3,6 +3,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "stop.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
