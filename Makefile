@@ -20,7 +20,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 # the sanitizer one (ASan + UBSan) that the test suite also runs.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all asan tsan e2e-tsan faults fuzz fuzz-regress test unit e2e e2e-asan valgrind demo format format-check clean
+.PHONY: all check asan tsan e2e-tsan faults fuzz fuzz-regress test unit e2e e2e-asan valgrind demo format format-check clean
 all: bin/migrate-init
 
 build/%.o: src/%.c src/*.h
@@ -125,6 +125,13 @@ e2e-tsan: bin/tsan/migrate-init
 
 valgrind: bin/migrate-init
 	bash tests/valgrind.sh
+
+# The inner loop: unit tests and the fast end-to-end core (no Docker, no
+# sanitizer builds), a couple of minutes. make test is what CI runs.
+CHECK_TESTS := tests/e2e/test_core.py tests/e2e/test_interop.py tests/e2e/test_dropin.py \
+	tests/e2e/test_server_guarantees.py tests/e2e/test_hostile.py
+check: unit bin/migrate-init
+	$(PY) -m pytest -q $(CHECK_TESTS)
 
 # CI runs every fuzzer briefly (FUZZ_SECONDS each) after replaying the corpus.
 test: FUZZ_SECONDS = 10
