@@ -267,6 +267,24 @@ static bool in_list(const char *const *list, const char *key, size_t klen)
 	return false;
 }
 
+static int ignore_x_option(void *arg, const char *key, const char *value, const char *raw)
+{
+	(void)arg;
+	(void)value;
+	(void)raw;
+	log_debug("ignoring an x- option of a dependency's URL", F_STR("option", key));
+	return 0;
+}
+
+char *url_for_driver(const char *url)
+{
+	char *without_x = NULL;
+	url_take_x_options(url, &without_x, ignore_x_option, NULL);
+	char *out = url_go_options(without_x);
+	bson_free(without_x);
+	return out;
+}
+
 char *url_go_options(const char *url)
 {
 	const char *q = strchr(url, '?');
@@ -399,9 +417,28 @@ static void note_unknown_option(mongoc_log_level_t level, const char *domain, co
 		         msg + strlen(prefix));
 }
 
+/* A second '@' before the host list ends: both drivers take the first as
+ * the end of the userinfo and would read the rest of the password as a
+ * host, quoting it in their errors. */
+static bool unescaped_at(const char *url)
+{
+	const char *start = strstr(url, "://");
+	const char *at = start ? strchr(start + 3, '@') : NULL;
+	if (!at)
+		return false;
+	size_t hosts = strcspn(at + 1, "/?");
+	return memchr(at + 1, '@', hosts) != NULL;
+}
+
 mongoc_uri_t *url_parse(const char *url, const char *variable)
 {
 	url_register_secrets(url);
+	if (unescaped_at(url)) {
+		log_error("invalid database URL: an unescaped @ in the user info (percent-encode "
+		          "it in the password as %40)",
+		          F_STR("variable", variable));
+		return NULL;
+	}
 	bson_error_t err;
 	char unknown[128] = "";
 	mongoc_log_set_handler(note_unknown_option, unknown);

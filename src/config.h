@@ -80,6 +80,10 @@ int url_take_x_options(const char *url, char **out,
  * for it. A new string. */
 char *url_go_options(const char *url);
 
+/* A URL we do not configure from (a registry dependency's) as libmongoc
+ * should get it: x- options removed (ignored), then url_go_options. */
+char *url_for_driver(const char *url);
+
 /* Registers the userinfo and password of url as secrets for the logger,
  * for every '@' that could end the userinfo. A password shorter than 4
  * bytes is registered only inside "://userinfo@" (a bare "ab" would blank

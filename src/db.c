@@ -274,7 +274,7 @@ int db_claim_state(struct db *d, const char *token, int64_t *version, bool *dirt
 	if (!token || (d->exists && strcmp(d->seen_fence, token) == 0)) {
 		snprintf(d->fence, sizeof d->fence, "%s", token ? token : "");
 		*claimed = true;
-		return d->extra ? remove_extra(d) : 0;
+		return d->extra && d->exists ? remove_extra(d) : 0;
 	}
 	bson_error_t err;
 	if (!claim_once(d, token, &err))

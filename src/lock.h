@@ -12,9 +12,13 @@
  * unrenewed past its end takes over in three steps: it revokes the old
  * token in the state document (db_revoke_fence: from then on no state write
  * of the old holder lands), deletes that exact expired document (by _id and
- * the renewal it saw, so a renewal that landed first wins), and then
- * inserts its own like any runner: if several waiters race, the index lets
- * exactly one in. The new holder then claims the state (db_claim_state).
+ * the renewal it saw), and then inserts its own like any runner: if several
+ * waiters race, the index lets exactly one in. The new holder then claims
+ * the state (db_claim_state). A lease that ran out on the server's clock is
+ * lost, whatever comes after: a renewal that lands late keeps the document
+ * from being deleted under a waiter that judged it expired (so the lock
+ * never has two documents), but not the revoked claim on the state, and
+ * the holder stops at its next version write (9).
  *
  * Between the commands it sends, the holder also judges its lease on its
  * own monotonic clock (lock_check): when the last renewal is a lease old,

@@ -78,7 +78,15 @@ void log_add_secret_n(const char *secret, size_t len)
 			secrets_cap = secrets_cap ? 2 * secrets_cap : 16;
 			secrets = bson_realloc(secrets, secrets_cap * sizeof *secrets);
 		}
-		secrets[nsecrets++] = bson_strndup(secret, len);
+		/* Longest first: a shorter secret inside a longer one (each
+		 * reading of a userinfo with '@' in it) must not break the
+		 * longer one up before it is matched. */
+		size_t at = 0;
+		while (at < nsecrets && strlen(secrets[at]) >= len)
+			at++;
+		memmove(secrets + at + 1, secrets + at, (nsecrets - at) * sizeof *secrets);
+		secrets[at] = bson_strndup(secret, len);
+		nsecrets++;
 	}
 	pthread_mutex_unlock(&mu);
 }
@@ -93,8 +101,7 @@ void log_add_secret(const char *secret)
 static char *redact_locked(const char *s)
 {
 	char *out = bson_strdup(s);
-	/* Longest secrets first would matter only if one contained another;
-	 * replacing each in turn still removes every occurrence of each. */
+	/* The table is longest first (see log_add_secret_n). */
 	for (size_t i = 0; i < nsecrets; i++) {
 		const char *sec = secrets[i];
 		size_t slen = strlen(sec);

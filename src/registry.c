@@ -276,7 +276,11 @@ static char *dep_uri(const struct reg_dep *d, const struct config *c, char **db_
 			          F_STR("service", d->service), F_STR("variable", d->url_env));
 			return NULL;
 		}
-		uri = url_parse(env, d->url_env);
+		/* As DATABASE_URL: golang-migrate's x- options and the Go
+		 * driver's options are for us to take, not libmongoc. */
+		char *driver = url_for_driver(env);
+		uri = url_parse(driver, d->url_env);
+		bson_free(driver);
 	} else {
 		uri = url_parse(c->mongo_uri, "DATABASE_URL");
 	}

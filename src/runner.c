@@ -55,19 +55,26 @@ static struct abort_view view;
 static const char *command_name(const struct run *r);
 
 /* The state we now know the database is in; also published for abort_run. */
+/* What abort_run may know: published after the lock is taken and at every
+ * change of state. */
+static void publish(const struct run *r)
+{
+	pthread_mutex_lock(&view_mu);
+	view.held = r->l.held;
+	memcpy(view.token, r->l.token, sizeof view.token);
+	view.known = r->known;
+	view.to = r->to;
+	view.dirty = r->dirty;
+	view.command = command_name(r);
+	pthread_mutex_unlock(&view_mu);
+}
+
 static void set_state(struct run *r, int64_t to, bool dirty)
 {
 	r->known = true;
 	r->to = to;
 	r->dirty = dirty;
-	pthread_mutex_lock(&view_mu);
-	view.held = r->l.held;
-	memcpy(view.token, r->l.token, sizeof view.token);
-	view.known = true;
-	view.to = to;
-	view.dirty = dirty;
-	view.command = command_name(r);
-	pthread_mutex_unlock(&view_mu);
+	publish(r);
 }
 
 static const char *dir_name(enum direction d)
@@ -174,8 +181,11 @@ static int apply(struct run *r, const struct step *s, int64_t started)
 	FAULT("after_dirty");
 	rc = run_body(r, s);
 	if (rc) {
-		char *err = log_last_error();
-		record(r, s, started, err ? err : exit_meaning(rc));
+		/* Only while we hold the lock: a runner that lost it sends nothing. */
+		char *err =
+		    rc != EXIT_LOCK_LOST && lock_check(&r->l) == 0 ? log_last_error() : NULL;
+		if (err)
+			record(r, s, started, err);
 		bson_free(err);
 		return rc;
 	}
@@ -202,7 +212,12 @@ static int run_step(struct run *r, const struct step *s)
 	int64_t t0 = now_ms(), started = wall_ms();
 	/* From the dirty mark to the history record a stop waits out the grace
 	 * period: the migration may finish. */
-	stop_critical(true);
+	if (!stop_critical(true)) {
+		stop_critical(false);
+		log_warn("stopping before the next migration: signal received",
+		         F_INT("signal", stop_requested()), F_INT("next_version", s->version));
+		return EXIT_SIGNAL_BASE + stop_requested();
+	}
 	int rc = apply(r, s, started);
 	stop_critical(false);
 	if (rc)
@@ -430,6 +445,7 @@ static int do_migrate(struct run *r)
 	FAULT("before_lock");
 	if ((rc = lock_acquire(&r->l, &r->d, r->c)))
 		return rc;
+	publish(r);
 	FAULT("locked");
 	if ((rc = lock_claim_state(&r->l, &r->from, &dirty)))
 		return rc;
@@ -456,8 +472,10 @@ static int do_force(struct run *r)
 		return bad_argument("force: argument V must be >= -1", r->cli->args[0]);
 	int rc;
 	bool dirty;
-	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
-	    (rc = lock_claim_state(&r->l, &r->from, &dirty)))
+	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
+		return rc;
+	publish(r);
+	if ((rc = lock_claim_state(&r->l, &r->from, &dirty)))
 		return rc;
 	set_state(r, r->from, dirty);
 	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, v, false)))
@@ -476,8 +494,10 @@ static int do_drop(struct run *r)
 		return EXIT_USAGE;
 	}
 	int rc;
-	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)) ||
-	    (rc = db_drop(&r->d)))
+	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
+		return rc;
+	publish(r);
+	if ((rc = db_drop(&r->d)))
 		return rc;
 	lock_forget(&r->l); /* the lock collection went with the database */
 	set_state(r, VERSION_NIL, false);
@@ -572,7 +592,10 @@ static int observe(struct run *r, bool *dirty, bool *live)
 		int64_t v = r->from;
 		snprintf(fence, sizeof fence, "%s", r->d.seen_fence);
 		FAULT("wait_probe");
-		*live = lock_probe(&r->d, r->c) == LOCK_LIVE;
+		/* A lock we could not read (a blip) is no proof of a failure:
+		 * wait, as for a live one. */
+		enum lock_seen seen = lock_probe(&r->d, r->c);
+		*live = seen == LOCK_LIVE || seen == LOCK_UNKNOWN;
 		bool again;
 		if ((rc = db_get_version(&r->d, &r->from, &again)))
 			return rc;
@@ -706,8 +729,6 @@ static void abort_run(void *arg, int sig, bool mid_work)
 	pthread_mutex_lock(&view_mu);
 	v = view;
 	pthread_mutex_unlock(&view_mu);
-	if (v.held)
-		lock_release_detached(c, v.token);
 	char state[96], text[512];
 	describe(v.known, v.to, v.dirty, state, sizeof state);
 	snprintf(text, sizeof text,
@@ -724,6 +745,10 @@ static void abort_run(void *arg, int sig, bool mid_work)
 	                     : "stopped by signal while no migration was running",
 	            F_INT("signal", sig), F_INT("to_version", v.to), F_BOOL("dirty", v.dirty),
 	            F_INT("exit_code", EXIT_SIGNAL_BASE + sig), F_END);
+	/* Last: with the database gone this may wait for its timeouts, and
+	 * the word above must be out before anyone SIGKILLs us. */
+	if (v.held)
+		lock_release_detached(c, v.token);
 }
 
 int runner_main(const struct cli *cli, struct config *c, char *status, size_t len)

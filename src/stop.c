@@ -60,16 +60,25 @@ static void *watchdog(void *unused)
 		 * was running then ended: main is about to notice by itself. */
 		if (atomic_load(&critical))
 			busy = now;
-		else if (now - busy >= STOP_SETTLE_MS)
-			break;
+		else if (now - busy >= STOP_SETTLE_MS) {
+			/* Decide under abort_mu: stop_critical(true) takes it too, so
+			 * a migration either starts before we abort or never. */
+			pthread_mutex_lock(&abort_mu);
+			if (!atomic_load(&critical))
+				goto abort; /* still holding abort_mu */
+			pthread_mutex_unlock(&abort_mu);
+			busy = now;
+			continue;
+		}
 		if (left <= 0)
 			break;
 		struct pollfd p = {.fd = wake_pipe[0], .events = POLLIN};
 		if (poll(&p, 1, (int)(left > 50 ? 50 : left)) > 0)
 			break;
 	}
-	bool mid_work = atomic_load(&critical);
 	pthread_mutex_lock(&abort_mu);
+abort:;
+	bool mid_work = atomic_load(&critical);
 	if (abort_fn)
 		abort_fn(abort_arg, stop_signal, mid_work);
 	_exit(EXIT_SIGNAL_BASE + stop_signal);
@@ -115,9 +124,16 @@ void stop_set_abort(void (*fn)(void *arg, int sig, bool mid_work), void *arg)
 	pthread_mutex_unlock(&abort_mu);
 }
 
-void stop_critical(bool on)
+bool stop_critical(bool on)
 {
-	atomic_store(&critical, on);
+	if (!on) {
+		atomic_store(&critical, false);
+		return true;
+	}
+	pthread_mutex_lock(&abort_mu); /* blocks for good if the watchdog is aborting */
+	atomic_store(&critical, true);
+	pthread_mutex_unlock(&abort_mu);
+	return !stop_signal;
 }
 
 void stop_finish(void)

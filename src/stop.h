@@ -28,8 +28,10 @@ void stop_install(int64_t grace_ms);
  * outlasted the grace period); NULL for nothing. */
 void stop_set_abort(void (*fn)(void *arg, int sig, bool mid_work), void *arg);
 
-/* Marks the start and end of work a stop should let finish (a migration). */
-void stop_critical(bool on);
+/* Marks the start and end of work a stop should let finish (a migration).
+ * Starting one returns false when a stop was already asked for: then do
+ * not start it (and end the section). Never after stop_finish. */
+bool stop_critical(bool on);
 
 /* The main thread is about to finish on its own: from now on the watchdog
  * never aborts (it waits for our exit). Call once no network I/O is left. */

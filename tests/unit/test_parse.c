@@ -164,6 +164,13 @@ static void test_redaction_every_at(void **state)
 	assert_null(strstr(r, "hunter2"));
 	bson_free(r);
 	log_shutdown();
+	/* Each reading of a userinfo with '@' in it: the longer ones first. */
+	url_register_secrets("mongodb://user:p@ss@host/db");
+	r = log_redact("a mongodb://user:p@ss@host/db b user:p@ss c");
+	assert_null(strstr(r, "p@ss"));
+	assert_null(strstr(r, "user:p"));
+	bson_free(r);
+	log_shutdown();
 	/* No cap: the 40th URL's password is as secret as the first's. */
 	for (int i = 0; i < 40; i++) {
 		char url[64];
