@@ -68,6 +68,18 @@ def lease_over(db):
     return doc
 
 
+def take_over(procs, migdir, db_url, db, rc, final):
+    """A second runner, once the first one's lease is over: it takes over and
+    exits rc, leaving the state at final. Returns that state."""
+    lease_over(db)
+    winner = procs.mi(migdir, db_url, "up", LOCK_TIMEOUT="20s", POD_NAME="winner").finish()
+    assert winner.returncode == rc, winner
+    assert TOOK_OVER in msgs(winner), winner
+    after = state(db)
+    assert after == [{"version": final[0], "dirty": final[1]}], winner
+    return after
+
+
 def is_insert_into(coll, version=None):
     def rule(conn, cmd):
         if cmd["_name"] != "insert" or cmd["_coll"] != coll:
@@ -115,13 +127,7 @@ def test_held_write_of_the_loser_never_lands(trigger, procs, relays, dbname, db_
     # Everything else it sends is held too: its heartbeat cannot renew.
     beat = relay.hold(lambda conn, cmd: conn is not held.conn)
     beat.wait(loser)
-    lease_over(db)
-
-    winner = procs.mi(migdir, db_url, "up", LOCK_TIMEOUT="20s", POD_NAME="winner").finish()
-    assert winner.returncode == winner_rc, winner
-    assert TOOK_OVER in msgs(winner), winner
-    after_winner = state(db)
-    assert after_winner == [{"version": final[0], "dirty": final[1]}], winner
+    after_winner = take_over(procs, migdir, db_url, db, winner_rc, final)
     fenced_to = db["schema_migrations"].find_one()[FENCE]
 
     # The held write and the heartbeat finally reach the server.
@@ -212,12 +218,7 @@ def test_paused_holder_writes_nothing_after_takeover(point, faults_bin, procs, d
     try:
         wait_for(lambda: stopped(paused.pid) or paused.p.poll() is not None, "the pause point")
         assert paused.p.poll() is None, paused.stderr()
-        lease_over(db)
-        winner = procs.mi(migdir, db_url, "up", LOCK_TIMEOUT="20s", POD_NAME="winner").finish()
-        assert winner.returncode == winner_rc, winner
-        assert TOOK_OVER in msgs(winner), winner
-        after_winner = state(db)
-        assert after_winner == [{"version": final[0], "dirty": final[1]}], winner
+        after_winner = take_over(procs, migdir, db_url, db, winner_rc, final)
     finally:
         os.kill(paused.pid, signal.SIGCONT)
     res = paused.finish()
