@@ -200,6 +200,34 @@ static void test_url_error_text(void **state)
 	bson_free(t);
 }
 
+static void rewrites_to(const char *url, const char *want)
+{
+	char *got = url_go_options(url);
+	assert_string_equal(got, want);
+	bson_free(got);
+}
+
+static void test_go_driver_options(void **state)
+{
+	(void)state;
+	log_set_level(LOG_ERROR); /* the dropped options warn */
+	rewrites_to("mongodb://h/db?connect=direct", "mongodb://h/db?directConnection=true");
+	rewrites_to("mongodb://h/db?w=1&connect=automatic&appname=x",
+	            "mongodb://h/db?w=1&appname=x");
+	rewrites_to("mongodb://h/db?timeoutMS=5&maxConnecting=2", "mongodb://h/db");
+	rewrites_to("mongodb://h/db?sslInsecure=false",
+	            "mongodb://h/db?tlsInsecure=false&tls=false");
+	rewrites_to("mongodb://h/db?tlsInsecure=true", "mongodb://h/db?tlsInsecure=true&tls=false");
+	rewrites_to("mongodb://h/db?tls=true&tlsInsecure=true",
+	            "mongodb://h/db?tls=true&tlsInsecure=true");
+	rewrites_to("mongodb://h/db?tlsCAFile=/ca&tlsAllowInvalidHostnames=true",
+	            "mongodb://h/db?tlsCAFile=/ca&tlsAllowInvalidHostnames=true");
+	rewrites_to("mongodb+srv://h/db?tlsInsecure=true", "mongodb+srv://h/db?tlsInsecure=true");
+	rewrites_to("mongodb://h/db?&&connect=direct&", "mongodb://h/db?directConnection=true");
+	rewrites_to("mongodb://h/db", "mongodb://h/db");
+	log_set_level(LOG_INFO);
+}
+
 static void test_escape_controls(void **state)
 {
 	(void)state;
@@ -211,10 +239,11 @@ static void test_escape_controls(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_uint),     cmocka_unit_test(test_parse_duration),
-	    cmocka_unit_test(test_parse_go),       cmocka_unit_test(test_x_options),
-	    cmocka_unit_test(test_redaction),      cmocka_unit_test(test_redaction_every_at),
-	    cmocka_unit_test(test_url_error_text), cmocka_unit_test(test_escape_controls),
+	    cmocka_unit_test(test_parse_uint),        cmocka_unit_test(test_parse_duration),
+	    cmocka_unit_test(test_parse_go),          cmocka_unit_test(test_x_options),
+	    cmocka_unit_test(test_redaction),         cmocka_unit_test(test_redaction_every_at),
+	    cmocka_unit_test(test_url_error_text),    cmocka_unit_test(test_escape_controls),
+	    cmocka_unit_test(test_go_driver_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
