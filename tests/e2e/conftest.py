@@ -499,7 +499,24 @@ def applied_logs(res, direction=None):
 # (e.g. the lock) while a run is in progress.
 
 
-class RecordingRelay:
+class Listener:
+    """127.0.0.1:self.port, accepting in a thread (self._accept); url() for a database on it."""
+
+    def _listen(self, backlog):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, dbname, **query):
+        u = f"mongodb://127.0.0.1:{self.port}/{dbname}"
+        if query:
+            u += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        return u
+
+
+class RecordingRelay(Listener):
     """127.0.0.1:self.port -> FerretDB; records client OP_MSG commands.
 
     commands: list of (body_raw_bytes, {identifier: [raw docs]}), one per OP_MSG.
@@ -514,18 +531,8 @@ class RecordingRelay:
         self.stall_coll = stall_insert_into
         self.stalled = threading.Event()
         self.release = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(32)
-        self.port = self.sock.getsockname()[1]
         self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self, dbname, **query):
-        u = f"mongodb://127.0.0.1:{self.port}/{dbname}"
-        if query:
-            u += "?" + "&".join(f"{k}={v}" for k, v in query.items())
-        return u
+        self._listen(32)
 
     def close(self):
         self.closed = True
@@ -1070,27 +1077,37 @@ class Proc:
         with self.cv:
             return "".join(self.lines)
 
-    def find(self, msg):
-        return [r for r in self.records() if r.get("msg") == msg]
+    def find(self, msg, pred=None):
+        return [r for r in self.records() if r.get("msg") == msg and (pred is None or pred(r))]
 
-    def wait_log(self, msg, timeout=HANG):
-        """The first log record with this msg; fails if the process exits without it."""
+    def running(self):
+        return self.p.poll() is None
+
+    def wait_logs(self, msg, count=1, pred=None, timeout=HANG):
+        """The log records with this msg (and pred true), once there are count
+        of them; fails if the process exits first."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.find(msg)
-            if found:
-                return found[0]
+            found = self.find(msg, pred)
+            if len(found) >= count:
+                return found
             if self.p.poll() is not None:
                 for t in self.readers:
                     t.join(5)
-                found = self.find(msg)
-                if found:
-                    return found[0]
-                pytest.fail(f"{self.argv[0]} exited {self.p.returncode} without logging {msg!r}:\n{self.stderr()}")
+                found = self.find(msg, pred)
+                if len(found) >= count:
+                    return found
+                pytest.fail(f"{self.argv[0]} exited {self.p.returncode} without logging {msg!r} x{count}:\n"
+                            f"{self.stderr()}", pytrace=False)
             if time.monotonic() > deadline:
-                pytest.fail(f"no {msg!r} from {self.argv[0]} within {timeout}s:\n{self.stderr()}")
+                pytest.fail(f"no {msg!r} x{count} from {self.argv[0]} within {timeout}s:\n{self.stderr()}",
+                            pytrace=False)
             with self.cv:
                 self.cv.wait(0.05)
+
+    def wait_log(self, msg, timeout=HANG):
+        """The first log record with this msg; fails if the process exits without it."""
+        return self.wait_logs(msg, timeout=timeout)[0]
 
     def kill(self, sig=signal.SIGKILL):
         if sig == signal.SIGKILL:
@@ -1222,7 +1239,7 @@ class Hold:
         )
 
 
-class PauseRelay:
+class PauseRelay(Listener):
     def __init__(self, upstream_port):
         self.upstream = upstream_port
         self.mu = threading.Lock()
@@ -1230,17 +1247,7 @@ class PauseRelay:
         self.holds = []
         self.refusing = False
         self.closed = False
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self, dbname, **query):
-        u = f"mongodb://127.0.0.1:{self.port}/{dbname}"
-        if query:
-            u += "?" + "&".join(f"{k}={v}" for k, v in query.items())
-        return u
+        self._listen(64)
 
     # -- control
 

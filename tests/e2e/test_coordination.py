@@ -16,8 +16,6 @@ on a database the test controls.
 """
 
 import json
-import subprocess
-import threading
 import time
 
 import pytest
@@ -25,13 +23,12 @@ import yaml
 
 from conftest import (
     MI_BIN,
-    Result,
-    check_mi_output,
-    clean_env,
+    Proc,
     lock_free,
     mi_binary_problem,
     run_mi,
     version_of,
+    wait_for,
     write_migrations,
 )
 
@@ -47,113 +44,24 @@ FAST = {
 }
 
 
-# --------------------------------------------------------------------------
-# A migrate-init process whose log can be read while it runs.
-
-
-class LiveProc:
-    def __init__(self, args, env):
-        problem = mi_binary_problem()
-        if problem:
-            pytest.fail(problem, pytrace=False)
-        self.argv = [str(MI_BIN)] + [str(a) for a in args]
-        self.env = env
-        self.p = subprocess.Popen(self.argv, env=clean_env(env), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.out, self.err = [], []
-        self.cv = threading.Condition()
-        self.readers = [threading.Thread(target=self._read, args=(s, l), daemon=True)
-                        for s, l in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
-        for t in self.readers:
-            t.start()
-        self.result = None
-
-    def _read(self, stream, lines):
-        for line in iter(stream.readline, ""):
-            with self.cv:
-                lines.append(line)
-                self.cv.notify_all()
-        with self.cv:
-            self.cv.notify_all()
-
-    def records(self):
-        with self.cv:
-            lines = list(self.err)
-        out = []
-        for l in lines:
-            try:
-                out.append(json.loads(l))
-            except ValueError:
-                pass
-        return out
-
-    def running(self):
-        return self.p.poll() is None
-
-    def wait_log(self, msg, count=1, pred=None, timeout=HANG):
-        """Waits until the process has logged msg (count times, pred true);
-        returns the matching records. Fails if it exits first."""
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                recs = [r for r in self.records() if r.get("msg") == msg and (pred is None or pred(r))]
-                if len(recs) >= count:
-                    return recs
-                if self.p.poll() is not None and not any(t.is_alive() for t in self.readers):
-                    pytest.fail(f"exited ({self.p.returncode}) before logging {msg!r} x{count}:\n"
-                                f"{self.argv}\n{''.join(self.err)}", pytrace=False)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    pytest.fail(f"no {msg!r} x{count} within {timeout}s:\n{''.join(self.err)}",
-                                pytrace=False)
-                self.cv.wait(min(left, 0.1))
-
-    def finish(self, timeout=HANG):
-        try:
-            self.p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            for t in self.readers:
-                t.join(5)
-            pytest.fail(f"did not finish within {timeout}s: {self.argv}\n{''.join(self.err)}",
-                        pytrace=False)
-        for t in self.readers:
-            t.join(5)
-        self.result = Result(self.argv, self.p.returncode, "".join(self.out), "".join(self.err))
-        check_mi_output(self.result, self.env)
-        return self.result
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
-
-
 @pytest.fixture
 def live():
-    """live(args, env) -> LiveProc; anything still running is killed at teardown."""
+    """live(args, env) -> conftest.Proc of migrate-init; killed at teardown if still running."""
     procs = []
 
     def start(args, env):
-        p = LiveProc(args, env)
+        problem = mi_binary_problem()
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        p = Proc([MI_BIN, *args], env, True)
         procs.append(p)
         return p
 
     yield start
     for p in procs:
-        p.kill()
-
-
-def wait_until(pred, what, timeout=HANG, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}", pytrace=False)
-        time.sleep(interval)
+        if p.running():
+            p.kill()
+            p.p.wait()
 
 
 def msgs(res):
@@ -197,7 +105,7 @@ def test_wait_until_a_parallel_job_reaches_the_newest_version(tmp_path, live, db
     d = write_migrations(tmp_path / "m", numbered_set(5, per=200))
     env = dict(FAST, DATABASE_URL=db_url, MIGRATION_DIR=d)
     w = live(["wait"], env)
-    w.wait_log("waiting for the target version", count=2)
+    w.wait_logs("waiting for the target version", count=2)
     assert w.running() and version_of(db) is None
     job = live(["up"], dict(env, POD_NAME="job"))
     rj = job.finish()
@@ -283,11 +191,11 @@ def test_wait_keeps_waiting_while_a_migration_is_in_progress(tmp_path, live, rel
     runner = live(["up"], dict(FAST, DATABASE_URL=relay.url(dbname), MIGRATION_DIR=d,
                                POD_NAME="job-1"))
     assert relay.stalled.wait(HANG), "the runner never reached version 2's body"
-    wait_until(lambda: version_of(db) == (2, True), "version 2 dirty")
+    wait_for(lambda: version_of(db) == (2, True), "version 2 dirty")
     assert not lock_free(db)
 
     w = live(["wait"], dict(FAST, DATABASE_URL=db_url, MIGRATION_DIR=d))
-    recs = w.wait_log("waiting: a migration is in progress", count=3)
+    recs = w.wait_logs("waiting: a migration is in progress", count=3)
     assert all(r["version"] == 2 for r in recs), recs
     assert w.running() and runner.running()
     assert version_of(db) == (2, True)
@@ -325,13 +233,13 @@ def two_services(tmp_path, new_db, dep_extra=None, a_versions=3):
 def test_dependency_waits_for_the_other_service_then_proceeds(tmp_path, live, new_db):
     a, b = two_services(tmp_path, new_db)
     rb = live(["up"], dict(FAST, DATABASE_URL=b["url"], MIGRATION_DIR=b["dir"], POD_NAME="b-0"))
-    first = rb.wait_log("waiting for a dependency")[0]
+    first = rb.wait_log("waiting for a dependency")
     assert first["service"] == "svc-a" and first["min_version"] == 3 and first["version"] == 2
     assert version_of(b["db"]) == (1, False)  # B's version 1 has no dependency
 
     # A at 2 is not enough: B keeps waiting, and says A is at 2.
     assert run_mi(["-path", a["dir"], "-database", a["url"], "up", "2"]).returncode == 0
-    rb.wait_log("waiting for a dependency", pred=lambda r: "at version 2" in r.get("state", ""))
+    rb.wait_logs("waiting for a dependency", pred=lambda r: "at version 2" in r.get("state", ""))
     assert rb.running() and version_of(b["db"]) == (1, False)
 
     assert run_mi(["-path", a["dir"], "-database", a["url"], "up"]).returncode == 0
