@@ -499,8 +499,56 @@ def applied_logs(res, direction=None):
 # (e.g. the lock) while a run is in progress.
 
 
+def op_msg_sections(msg):
+    """An OP_MSG split into (body, {identifier: [documents]}), all raw BSON
+    bytes; None for another opcode or a malformed message."""
+    if struct.unpack("<i", msg[12:16])[0] != 2013:
+        return None
+    flags = struct.unpack("<I", msg[16:20])[0]
+    end = len(msg) - (4 if flags & 1 else 0)
+    pos, body, seqs = 20, None, {}
+    while pos < end:
+        kind = msg[pos]
+        pos += 1
+        if kind == 0:
+            n = struct.unpack("<i", msg[pos : pos + 4])[0]
+            body = msg[pos : pos + n]
+            pos += n
+        elif kind == 1:
+            size = struct.unpack("<i", msg[pos : pos + 4])[0]
+            sec_end = pos + size
+            z = msg.index(b"\0", pos + 4)
+            ident = msg[pos + 4 : z].decode()
+            p, docs = z + 1, []
+            while p < sec_end:
+                n = struct.unpack("<i", msg[p : p + 4])[0]
+                docs.append(msg[p : p + n])
+                p += n
+            seqs[ident] = docs
+            pos = sec_end
+        else:
+            return None
+    return None if body is None else (body, seqs)
+
+
+def read_msg(sock, buf):
+    """One wire message from sock (buf: leftover bytes); (msg, buf), or (None, buf) at EOF."""
+    while len(buf) < 4 or len(buf) < struct.unpack("<i", buf[:4])[0]:
+        data = sock.recv(65536)
+        if not data:
+            return None, buf
+        buf += data
+    n = struct.unpack("<i", buf[:4])[0]
+    return buf[:n], buf[n:]
+
+
 class Listener:
-    """127.0.0.1:self.port, accepting in a thread (self._accept); url() for a database on it."""
+    """The part every relay shares: a listener on 127.0.0.1:self.port whose
+    accept thread connects each client to FerretDB (self.upstream) and hands
+    the pair to self._serve(client, upstream); url() for a database on it.
+    Subclasses set self.closed, and may refuse new clients (self.refusing)."""
+
+    refusing = False
 
     def _listen(self, backlog):
         self.sock = socket.socket()
@@ -508,6 +556,22 @@ class Listener:
         self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.refusing:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                c.close()
+                continue
+            self._serve(c, u)
 
     def url(self, dbname, **query):
         u = f"mongodb://127.0.0.1:{self.port}/{dbname}"
@@ -542,19 +606,9 @@ class RecordingRelay(Listener):
         except OSError:
             pass
 
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.upstream))
-            except OSError:
-                c.close()
-                continue
-            threading.Thread(target=self._client_to_server, args=(c, u), daemon=True).start()
-            threading.Thread(target=self._copy, args=(u, c), daemon=True).start()
+    def _serve(self, c, u):
+        threading.Thread(target=self._client_to_server, args=(c, u), daemon=True).start()
+        threading.Thread(target=self._copy, args=(u, c), daemon=True).start()
 
     @staticmethod
     def _close_both(a, b):
@@ -581,18 +635,14 @@ class RecordingRelay(Listener):
         buf = b""
         try:
             while True:
-                data = src.recv(65536)
-                if not data:
+                msg, buf = read_msg(src, buf)
+                if msg is None:
                     break
-                buf += data
-                while len(buf) >= 4 and len(buf) >= struct.unpack("<i", buf[:4])[0]:
-                    n = struct.unpack("<i", buf[:4])[0]
-                    msg, buf = buf[:n], buf[n:]
-                    cmd = self._record(msg)
-                    if cmd is not None and self._should_stall(cmd):
-                        self.stalled.set()
-                        self.release.wait(60)
-                    dst.sendall(msg)
+                cmd = self._record(msg)
+                if cmd is not None and self._should_stall(cmd):
+                    self.stalled.set()
+                    self.release.wait(60)
+                dst.sendall(msg)
         except OSError:
             pass
         finally:
@@ -606,39 +656,12 @@ class RecordingRelay(Listener):
         return bool(keys) and keys[0] == "insert" and doc["insert"] == self.stall_coll
 
     def _record(self, msg):
-        opcode = struct.unpack("<i", msg[12:16])[0]
-        if opcode != 2013:  # OP_MSG only
-            return None
-        flags = struct.unpack("<I", msg[16:20])[0]
-        end = len(msg) - (4 if flags & 1 else 0)
-        pos, body, seqs = 20, None, {}
-        while pos < end:
-            kind = msg[pos]
-            pos += 1
-            if kind == 0:
-                n = struct.unpack("<i", msg[pos : pos + 4])[0]
-                body = msg[pos : pos + n]
-                pos += n
-            elif kind == 1:
-                size = struct.unpack("<i", msg[pos : pos + 4])[0]
-                sec_end = pos + size
-                z = msg.index(b"\0", pos + 4)
-                ident = msg[pos + 4 : z].decode()
-                p = z + 1
-                docs = []
-                while p < sec_end:
-                    n = struct.unpack("<i", msg[p : p + 4])[0]
-                    docs.append(msg[p : p + n])
-                    p += n
-                seqs[ident] = docs
-                pos = sec_end
-            else:
-                return None
-        if body is None:
+        sections = op_msg_sections(msg)
+        if sections is None:
             return None
         with self.lock:
-            self.commands.append((body, seqs))
-        return body
+            self.commands.append(sections)
+        return sections[0]
 
     def inserted(self, coll):
         """Raw documents of every insert command into coll (body array or kind-1 sequence)."""
@@ -660,16 +683,7 @@ class RecordingRelay(Listener):
 @pytest.fixture
 def relay_factory(ferretdb):
     """relay_factory(stall_insert_into=None) -> RecordingRelay, closed after the test."""
-    relays = []
-
-    def make(**kw):
-        r = RecordingRelay(ferretdb, **kw)
-        relays.append(r)
-        return r
-
-    yield make
-    for r in relays:
-        r.close()
+    yield from relay_factory_of(RecordingRelay, ferretdb)
 
 
 def popen_mi(args, env=None):
@@ -1190,6 +1204,8 @@ class Conn:
         self.sent = 0  # client commands seen so far
 
     def close(self):
+        if self.closed:
+            return
         self.closed = True
         for s in (self.c, self.u):
             try:
@@ -1283,25 +1299,12 @@ class PauseRelay(Listener):
 
     # -- plumbing
 
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.refusing:
-                c.close()
-                continue
-            try:
-                u = socket.create_connection(("127.0.0.1", self.upstream))
-            except OSError:
-                c.close()
-                continue
-            conn = Conn(c, u)
-            with self.mu:
-                self.conns.add(conn)
-            threading.Thread(target=self._to_server, args=(conn,), daemon=True).start()
-            threading.Thread(target=self._to_client, args=(conn,), daemon=True).start()
+    def _serve(self, c, u):
+        conn = Conn(c, u)
+        with self.mu:
+            self.conns.add(conn)
+        threading.Thread(target=self._to_server, args=(conn,), daemon=True).start()
+        threading.Thread(target=self._to_client, args=(conn,), daemon=True).start()
 
     def _to_client(self, conn):
         try:
@@ -1319,20 +1322,16 @@ class PauseRelay(Listener):
         buf = b""
         try:
             while True:
-                data = conn.c.recv(65536)
-                if not data:
+                msg, buf = read_msg(conn.c, buf)
+                if msg is None:
                     break
-                buf += data
-                while len(buf) >= 4 and len(buf) >= struct.unpack("<i", buf[:4])[0]:
-                    n = struct.unpack("<i", buf[:4])[0]
-                    msg, buf = buf[:n], buf[n:]
-                    h = self._should_hold(conn, msg)
-                    conn.sent += 1
-                    if h:
-                        h.gate.wait(120)
-                        if h.dropping or conn.closed:
-                            return
-                    conn.u.sendall(msg)
+                h = self._should_hold(conn, msg)
+                conn.sent += 1
+                if h:
+                    h.gate.wait(120)
+                    if h.dropping or conn.closed:
+                        return
+                conn.u.sendall(msg)
         except OSError:
             pass
         finally:
@@ -1359,37 +1358,14 @@ class PauseRelay(Listener):
 
 def decode_op_msg(msg):
     """An OP_MSG's body with its kind-1 sequences merged in, plus _name and _coll; else None."""
-    if struct.unpack("<i", msg[12:16])[0] != 2013:
+    sections = op_msg_sections(msg)
+    if sections is None:
         return None
-    flags = struct.unpack("<I", msg[16:20])[0]
-    end = len(msg) - (4 if flags & 1 else 0)
-    pos, body, seqs = 20, None, {}
-    opts = CodecOptions()
-    while pos < end:
-        kind = msg[pos]
-        pos += 1
-        if kind == 0:
-            n = struct.unpack("<i", msg[pos : pos + 4])[0]
-            body = bson.decode(msg[pos : pos + n], opts)
-            pos += n
-        elif kind == 1:
-            size = struct.unpack("<i", msg[pos : pos + 4])[0]
-            sec_end = pos + size
-            z = msg.index(b"\0", pos + 4)
-            ident = msg[pos + 4 : z].decode()
-            p, docs = z + 1, []
-            while p < sec_end:
-                n = struct.unpack("<i", msg[p : p + 4])[0]
-                docs.append(bson.decode(msg[p : p + n], opts))
-                p += n
-            seqs[ident] = docs
-            pos = sec_end
-        else:
-            return None
+    body = bson.decode(sections[0], CodecOptions())
     if not body:
         return None
     cmd = dict(body)
-    cmd.update(seqs)
+    cmd.update({k: [bson.decode(d, CodecOptions()) for d in v] for k, v in sections[1].items()})
     name = next(iter(body))
     cmd["_name"] = name
     cmd["_coll"] = body[name] if isinstance(body[name], str) else None
@@ -1429,18 +1405,25 @@ def after_version_write(version, dirty):
     return rule
 
 
-@pytest.fixture
-def relays(ferretdb):
+def relay_factory_of(cls, upstream):
+    """A fixture body: yields make() -> a new cls(upstream); closes them all after."""
     made = []
 
-    def make():
-        r = PauseRelay(ferretdb)
+    def make(*args, **kw):
+        r = cls(upstream, *args, **kw)
         made.append(r)
         return r
 
-    yield make
-    for r in made:
-        r.close()
+    try:
+        yield make
+    finally:
+        for r in made:
+            r.close()
+
+
+@pytest.fixture
+def relays(ferretdb):
+    yield from relay_factory_of(PauseRelay, ferretdb)
 
 
 # --------------------------------------------------------------------------

@@ -55,6 +55,11 @@ from conftest import (
     version_of,
     write_migrations,
     written_state,
+    Conn,
+    Listener,
+    op_msg_sections,
+    read_msg,
+    relay_factory_of,
 )
 
 LOCK = "migrate_advisory_lock"
@@ -187,32 +192,12 @@ def leftover_lock_run(url, migdir, db):
 
 def decode(msg):
     """OP_MSG -> (command name, collection or value, body dict, {ident: [docs]}); None otherwise."""
-    if len(msg) < 21 or struct.unpack("<i", msg[12:16])[0] != 2013:
-        return None
-    flags = struct.unpack("<I", msg[16:20])[0]
-    end = len(msg) - (4 if flags & 1 else 0)
-    pos, body, seqs = 20, None, {}
     try:
-        while pos < end:
-            kind = msg[pos]
-            pos += 1
-            if kind == 0:
-                n = struct.unpack("<i", msg[pos:pos + 4])[0]
-                body = bson.decode(msg[pos:pos + n])
-                pos += n
-            elif kind == 1:
-                size = struct.unpack("<i", msg[pos:pos + 4])[0]
-                z = msg.index(b"\0", pos + 4)
-                ident = msg[pos + 4:z].decode()
-                p, docs = z + 1, []
-                while p < pos + size:
-                    n = struct.unpack("<i", msg[p:p + 4])[0]
-                    docs.append(bson.decode(msg[p:p + n]))
-                    p += n
-                seqs[ident] = docs
-                pos += size
-            else:
-                return None
+        sections = op_msg_sections(msg) if len(msg) >= 21 else None
+        if sections is None:
+            return None
+        body = bson.decode(sections[0])
+        seqs = {k: [bson.decode(d) for d in v] for k, v in sections[1].items()}
     except Exception:
         return None
     if not body:
@@ -246,41 +231,16 @@ def is_lock_delete(cmd):
     return cmd[0] == "delete" and cmd[1] == LOCK
 
 
-class Conn:
+class FaultConn(Conn):
     def __init__(self, relay, client, upstream):
-        self.relay, self.c, self.u = relay, client, upstream
+        super().__init__(client, upstream)
+        self.relay = relay
         self.cut_reply_next = False
         self.hanging = False
         self.replies = 0
-        self.closed = False
-
-    def close(self):
-        if self.closed:
-            return
-        self.closed = True
-        for s in (self.c, self.u):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
 
 
-def read_msg(sock, buf):
-    """One wire message from sock (buf: leftover bytes); (msg, buf) or (None, buf) at EOF."""
-    while len(buf) < 4 or len(buf) < struct.unpack("<i", buf[:4])[0]:
-        data = sock.recv(65536)
-        if not data:
-            return None, buf
-        buf += data
-    n = struct.unpack("<i", buf[:4])[0]
-    return buf[:n], buf[n:]
-
-
-class FaultRelay:
+class FaultRelay(Listener):
     """127.0.0.1:port -> FerretDB, message by message, with at most one fault:
 
     cut_request(pred): the first client command matching pred is forwarded
@@ -302,18 +262,8 @@ class FaultRelay:
         self.fired = threading.Event()
         self.delay_s = 0.0
         self.hang_all = False
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self, dbname, **query):
-        u = f"mongodb://127.0.0.1:{self.port}/{dbname}"
-        if query:
-            u += "?" + "&".join(f"{k}={v}" for k, v in query.items())
-        return u
+        self.closed = False
+        self._listen(64)
 
     def cut_request(self, pred):
         self.fault = ("cut_request", pred)
@@ -328,7 +278,7 @@ class FaultRelay:
         self.delay_s = seconds
 
     def close(self):
-        self.stopped = True
+        self.closed = True
         try:
             self.sock.close()
         except OSError:
@@ -338,23 +288,13 @@ class FaultRelay:
         for c in conns:
             c.close()
 
-    def _accept(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.upstream))
-            except OSError:
-                c.close()
-                continue
-            conn = Conn(self, c, u)
-            with self.mu:
-                conn.index = len(self.conns)
-                self.conns.append(conn)
-            threading.Thread(target=self._to_server, args=(conn,), daemon=True).start()
-            threading.Thread(target=self._to_client, args=(conn,), daemon=True).start()
+    def _serve(self, c, u):
+        conn = FaultConn(self, c, u)
+        with self.mu:
+            conn.index = len(self.conns)
+            self.conns.append(conn)
+        threading.Thread(target=self._to_server, args=(conn,), daemon=True).start()
+        threading.Thread(target=self._to_client, args=(conn,), daemon=True).start()
 
     def _take_fault(self, cmd):
         """The armed fault if cmd triggers it (one-shot), else None."""
@@ -414,16 +354,7 @@ class FaultRelay:
 
 @pytest.fixture
 def relay(ferretdb):
-    relays = []
-
-    def make():
-        r = FaultRelay(ferretdb)
-        relays.append(r)
-        return r
-
-    yield make
-    for r in relays:
-        r.close()
+    yield from relay_factory_of(FaultRelay, ferretdb)
 
 
 # --------------------------------------------------------------------------
