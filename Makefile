@@ -145,6 +145,7 @@ format:
 
 format-check:
 	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c fuzz/*.c
+	$(PY) scripts/check-layers.py
 
 clean:
 	rm -rf bin build

@@ -1,6 +1,6 @@
 /* libFuzzer: numbers, durations, Go booleans and Go time layouts. */
-#include "config.h"
-#include "create.h"
+#include "parse.h"
+#include "gotime.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* libFuzzer: database URLs: x- options, secret registration, redaction. */
-#include "config.h"
+#include "url.h"
 #include "log.h"
 
 #include <bson/bson.h>

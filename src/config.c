@@ -2,474 +2,176 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "parse.h"
+#include "termination.h"
+#include "url.h"
 #include "util.h"
 
 #include <bson/bson.h>
-#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <mongoc/mongoc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#define DEFAULT_SOURCE_DIR "/migrations"
 #define MAX_URL_FILE 65536
 
-bool parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	if (!s || !isdigit((unsigned char)*s))
-		return false;
-	uint64_t v = 0;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s))
-			return false;
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	if (v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-bool parse_go_int(const char *s, int64_t *out)
-{
-	bool neg = false;
-	uint64_t v;
-	if (!s)
-		return false;
-	if (*s == '+' || *s == '-')
-		neg = *s++ == '-';
-	if (!parse_uint(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v))
-		return false;
-	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
-	return true;
-}
-
-bool parse_go_bool(const char *s, bool *out)
-{
-	static const char *yes[] = {"1", "t", "T", "TRUE", "true", "True"};
-	static const char *no[] = {"0", "f", "F", "FALSE", "false", "False"};
-	for (size_t i = 0; i < 6; i++) {
-		if (strcmp(s, yes[i]) == 0) {
-			*out = true;
-			return true;
-		}
-		if (strcmp(s, no[i]) == 0) {
-			*out = false;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* At most ~292 years in ms; far above anything sane, far below overflow. */
-#define MAX_DURATION_MS ((int64_t)9000000000000000LL)
-
-bool parse_duration_ms(const char *s, int64_t *out)
-{
-	static const struct {
-		const char *unit;
-		double ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-	if (!s || !*s)
-		return false;
-	double total = 0;
-	bool bare = true;
-	const char *p = s;
-	while (*p) {
-		if (!isdigit((unsigned char)*p) && *p != '.')
-			return false;
-		double whole = 0, frac = 0, scale = 1;
-		int digits = 0;
-		for (; isdigit((unsigned char)*p); p++, digits++)
-			whole = whole * 10 + (*p - '0');
-		if (*p == '.')
-			for (p++; isdigit((unsigned char)*p); p++, digits++)
-				frac += (*p - '0') * (scale /= 10);
-		if (digits == 0 || digits > 18)
-			return false;
-		double mult = 0;
-		if (*p == '\0' && p == s + strlen(s) && bare) {
-			mult = 1000; /* a plain number: seconds, as in the seed's script */
-		} else {
-			for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-				size_t len = strlen(units[i].unit);
-				if (strncmp(p, units[i].unit, len) == 0 &&
-				    !isalpha((unsigned char)p[len])) {
-					mult = units[i].ms;
-					p += len;
-					break;
-				}
-			}
-			if (mult == 0)
-				return false;
-		}
-		bare = false;
-		total += (whole + frac) * mult;
-		if (total > (double)MAX_DURATION_MS)
-			return false;
-	}
-	*out = (int64_t)total;
-	return true;
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Decodes %XX and '+' as Go's url.QueryUnescape does; NULL on bad escapes. */
-/* %XX decoding; '+' is a space in a query (Go's QueryUnescape), not in a
- * path (PathUnescape). NULL on a bad or NUL escape. */
-static char *percent_decode(const char *s, size_t len, bool plus_is_space)
-{
-	char *out = bson_malloc(len + 1), *o = out;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%') {
-			int hi, lo;
-			if (i + 2 >= len) {
-				bson_free(out);
-				return NULL;
-			}
-			hi = hexval((unsigned char)s[i + 1]);
-			lo = hexval((unsigned char)s[i + 2]);
-			if (hi < 0 || lo < 0) {
-				bson_free(out);
-				return NULL;
-			}
-			if (hi == 0 && lo == 0) {
-				bson_free(out);
-				return NULL;
-			}
-			*o++ = (char)(hi * 16 + lo);
-			i += 2;
-		} else {
-			*o++ = s[i] == '+' && plus_is_space ? ' ' : s[i];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-static char *query_unescape(const char *s, size_t len)
-{
-	return percent_decode(s, len, true);
-}
-
-int url_take_x_options(const char *url, char **out,
-                       int (*fn)(void *arg, const char *key, const char *value, const char *raw),
-                       void *arg)
-{
-	const char *q = strchr(url, '?');
-	if (!q) {
-		*out = bson_strdup(url);
-		return 0;
-	}
-	bson_string_t *b = bson_string_new(NULL);
-	bson_string_append_printf(b, "%.*s", (int)(q - url), url);
-	bool first = true;
-	int rc = 0;
-	const char *p = q + 1;
-	while (*p && rc == 0) {
-		size_t len = strcspn(p, "&;");
-		const char *eq = memchr(p, '=', len);
-		size_t klen = eq ? (size_t)(eq - p) : len;
-		if (klen >= 2 && strncasecmp(p, "x-", 2) == 0) {
-			char *key = bson_strndup(p, klen);
-			for (char *k = key; *k; k++)
-				*k = (char)tolower((unsigned char)*k);
-			char *val = eq ? query_unescape(eq + 1, len - klen - 1) : bson_strdup("");
-			if (!val) {
-				/* Undecodable: say so, showing the text as written. */
-				char *raw =
-				    eq ? bson_strndup(eq + 1, len - klen - 1) : bson_strdup("");
-				rc = fn(arg, key, NULL, raw);
-				bson_free(raw);
-			} else {
-				rc = fn(arg, key, val, val);
-			}
-			bson_free(key);
-			bson_free(val);
-		} else if (len > 0) {
-			bson_string_append_printf(b, "%c%.*s", first ? '?' : '&', (int)len, p);
-			first = false;
-		}
-		p += len;
-		if (*p)
-			p++;
-	}
-	if (rc) {
-		bson_string_free(b, true);
-		return rc;
-	}
-	*out = bson_string_free(b, false);
-	return 0;
-}
-
-/*
- * URL options the Go driver (so golang-migrate) takes and libmongoc does not
- * take the same way: one row each. becomes: what libmongoc gets instead
- * ("" drops it); why: logged when it is dropped (NULL: dropped silently).
- */
-static const struct go_option {
-	const char *key;   /* lower case, as both drivers match */
-	const char *value; /* NULL: any value */
-	const char *becomes;
-	const char *why;
-} go_options[] = {
-    {"connect", "direct", "directConnection=true", NULL},
-    {"connect", "automatic", "", NULL},
-    {"timeoutms", NULL, "",
-     "libmongoc 1.23 has no client-side operation timeout: socketTimeoutMS and "
-     "connectTimeoutMS bound what it waits for"},
-    {"maxconnecting", NULL, "", "a connection-pool setting; migrate-init opens no pool"},
-    {"slaveok", NULL, "", "the Go driver ignores it too"},
-    {"uuidrepresentation", NULL, "",
-     "the Go driver ignores it too; migrations write UUIDs as Extended JSON says"},
-    {"sslinsecure", NULL, "tlsInsecure=", NULL}, /* value appended */
+enum kind {
+	K_DURATION,   /* int64_t ms: "2" (seconds), "500ms", "1m30s" */
+	K_SECONDS,    /* int64_t ms from whole seconds: golang-migrate's uint flags */
+	K_COUNT,      /* int64_t: a whole number */
+	K_VERSION,    /* int64_t migration version; sets has_target */
+	K_BOOL,       /* bool: Go's ParseBool; as a flag, given bare means true */
+	K_TEXT,       /* char *: any non-empty text */
+	K_FILE_URL,   /* char *: the directory of a file:// URL */
+	K_LOG_FORMAT, /* int: json or text */
+	K_LOG_LEVEL,  /* int: debug, info, warn, error */
+	K_URL,        /* the database URL; config_load_database */
+	K_URL_FILE,   /* a file holding it; config_load_database */
 };
 
-/* Options that make libmongoc use TLS but not the Go driver: alone, they
- * leave golang-migrate in plain text, so they must leave us there too. */
-static const char *const tls_quiet[] = {"tlsinsecure",
-                                        "sslinsecure",
-                                        "tlsallowinvalidcertificates",
-                                        "tlsallowinvalidhostnames",
-                                        "sslallowinvalidcertificates",
-                                        "sslallowinvalidhostnames",
-                                        NULL};
-/* Options that turn TLS on (or off) for both. */
-static const char *const tls_loud[] = {"tls",
-                                       "ssl",
-                                       "tlscafile",
-                                       "sslcertificateauthorityfile",
-                                       "tlscertificatekeyfile",
-                                       "sslclientcertificatekeyfile",
-                                       "tlsdisableocspendpointcheck",
-                                       NULL};
+enum phase { EARLY, MAIN, DATABASE };
 
-static bool in_list(const char *const *list, const char *key, size_t klen)
-{
-	for (; *list; list++)
-		if (strlen(*list) == klen && strncasecmp(*list, key, klen) == 0)
-			return true;
-	return false;
-}
+#define NO_FIELD ((size_t)-1)
+#define AT(field) offsetof(struct config, field)
 
-static int ignore_x_option(void *arg, const char *key, const char *value, const char *raw)
-{
-	(void)arg;
-	(void)value;
-	(void)raw;
-	log_debug("ignoring an x- option of a dependency's URL", F_STR("option", key));
-	return 0;
-}
+/*
+ * Every setting, one row each: an environment variable (NAME) or a global
+ * flag (-name). Rows apply in order and a later row that is set overrides
+ * an earlier one writing the same field: flags come after the variable
+ * they override. def is parsed like a value the user gave, so the help
+ * text and the behaviour cannot disagree. min/max bound numbers (ms for
+ * durations).
+ */
+static const struct setting {
+	const char *name;
+	enum kind kind;
+	enum phase phase;
+	size_t field;
+	const char *def;
+	int64_t min, max;
+	const char *help;
+} settings[] = {
+    {"LOG_FORMAT", K_LOG_FORMAT, EARLY, AT(log_format), "json", 0, 0,
+     "json (slog field names: time, level, msg, ...) or text"},
+    {"LOG_LEVEL", K_LOG_LEVEL, EARLY, AT(log_level), "info", 0, 0,
+     "debug, info, warn or error; -verbose means debug"},
+    {"TERMINATION_MESSAGE_PATH", K_TEXT, EARLY, AT(termination_path), TERMINATION_DEFAULT_PATH, 0,
+     0, "where the termination message goes"},
+    {"DATABASE_URL", K_URL, DATABASE, AT(url), NULL, 0, 0,
+     "mongodb:// or mongodb+srv:// URL; the path names the database"},
+    {"DATABASE_URL_FILE", K_URL_FILE, DATABASE, AT(url), NULL, 0, 0,
+     "read the URL from this file (a mounted Secret); trailing newline trimmed; setting "
+     "both is an error"},
+    {"-database", K_URL, DATABASE, AT(url), NULL, 0, 0,
+     "Run migrations against this database (mongodb:// or mongodb+srv://)"},
+    {"MIGRATION_DIR", K_TEXT, MAIN, AT(source_dir), "/migrations", 0, 0,
+     "the migrations directory"},
+    {"-path", K_TEXT, MAIN, AT(source_dir), NULL, 0, 0, "Shorthand for -source=file://path"},
+    {"-source", K_FILE_URL, MAIN, AT(source_dir), NULL, 0, 0,
+     "Location of the migrations (file://DIR)"},
+    {"TARGET_VERSION", K_VERSION, MAIN, AT(target), NULL, 0, INT64_MAX,
+     "entrypoint mode: goto this version instead of up"},
+    {"LOCK_TIMEOUT", K_DURATION, MAIN, AT(lock_timeout_ms), "15s", 0, INT64_MAX,
+     "how long to wait for the lock; -lock-timeout takes whole seconds"},
+    {"-lock-timeout", K_SECONDS, MAIN, AT(lock_timeout_ms), NULL, 0, (int64_t)UINT32_MAX * 1000,
+     "Allow N seconds to acquire database lock"},
+    {"LOCK_LEASE", K_DURATION, MAIN, AT(lock_lease_ms), "30s", 300, INT64_MAX,
+     "lease of our lock (at least 300ms); the heartbeat renews it every third"},
+    {"LOCK_STALE_AFTER", K_DURATION, MAIN, AT(lock_stale_after_ms), "10m", 0, INT64_MAX,
+     "when a golang-migrate lock (no lease) counts as abandoned; 0: never"},
+    {"STOP_GRACE_PERIOD", K_DURATION, MAIN, AT(stop_grace_ms), "20s", 0, INT64_MAX,
+     "after SIGTERM/SIGINT, how long a running migration may go on before the run is "
+     "aborted; with no migration running the run stops at once"},
+    {"MAX_RETRIES", K_COUNT, MAIN, AT(max_retries), "30", 1, 1000000,
+     "attempts to reach the database (1 to 1000000)"},
+    {"RETRY_INTERVAL", K_DURATION, MAIN, AT(retry_interval_ms), "2s", 1, INT64_MAX,
+     "first backoff delay; plain numbers are seconds, or 500ms, 2s, 1m"},
+    {"RETRY_MAX_INTERVAL", K_DURATION, MAIN, AT(retry_max_interval_ms), "10s", 1, INT64_MAX,
+     "cap of the backoff delay (raised to RETRY_INTERVAL when below it)"},
+    {"WAIT_TIMEOUT", K_DURATION, MAIN, AT(wait_timeout_ms), "0", 0, INT64_MAX,
+     "overall deadline for reaching the database; 0: none"},
+    {"POD_NAME", K_TEXT, MAIN, AT(owner), NULL, 0, 0,
+     "the owner recorded in the lock and the history (default: the host name)"},
+    {"ALLOW_BREAKING", K_BOOL, MAIN, AT(allow_breaking), "false", 0, 0,
+     "allow versions the registry marks breaking: true"},
+    {"-allow-breaking", K_BOOL, MAIN, AT(allow_breaking), NULL, 0, 0,
+     "Apply versions the registry marks breaking"},
+    {"DEPENDENCY_TIMEOUT", K_DURATION, MAIN, AT(dependency_timeout_ms), "5m", 0, INT64_MAX,
+     "how long to wait for another service's version (registry)"},
+    {"-prefetch", K_COUNT, MAIN, NO_FIELD, NULL, 0, UINT32_MAX,
+     "Accepted for compatibility; every file is read before the run"},
+};
 
-char *url_for_driver(const char *url)
-{
-	char *without_x = NULL;
-	url_take_x_options(url, &without_x, ignore_x_option, NULL);
-	char *out = url_go_options(without_x);
-	bson_free(without_x);
-	return out;
-}
+#define NSETTINGS (sizeof settings / sizeof settings[0])
 
-char *url_go_options(const char *url)
-{
-	const char *q = strchr(url, '?');
-	if (!q)
-		return bson_strdup(url);
-	bson_string_t *b = bson_string_new(NULL);
-	bson_string_append_printf(b, "%.*s", (int)(q - url), url);
-	bool first = true, quiet = false, loud = false;
-	for (const char *p = q + 1; *p;) {
-		size_t len = strcspn(p, "&;");
-		const char *eq = memchr(p, '=', len);
-		size_t klen = eq ? (size_t)(eq - p) : len;
-		const char *val = eq ? eq + 1 : p + len;
-		size_t vlen = eq ? len - klen - 1 : 0;
-		quiet |= in_list(tls_quiet, p, klen);
-		loud |= in_list(tls_loud, p, klen);
-		const struct go_option *o = NULL;
-		for (size_t i = 0; i < sizeof go_options / sizeof go_options[0] && !o; i++)
-			if (strlen(go_options[i].key) == klen &&
-			    strncasecmp(go_options[i].key, p, klen) == 0 &&
-			    (!go_options[i].value ||
-			     (strlen(go_options[i].value) == vlen &&
-			      strncasecmp(go_options[i].value, val, vlen) == 0)))
-				o = &go_options[i];
-		if (o && o->why) {
-			char *key = bson_strndup(p, klen);
-			log_warn(
-			    "ignoring a URL option golang-migrate's driver takes and libmongoc has "
-			    "no equivalent for",
-			    F_STR("option", key), F_STR("why", o->why));
-			bson_free(key);
-		}
-		const char *add = p;
-		size_t addlen = len;
-		char *tmp = NULL;
-		if (o) {
-			tmp = bson_strdup_printf(
-			    "%s%.*s", o->becomes,
-			    o->becomes[0] && o->becomes[strlen(o->becomes) - 1] == '=' ? (int)vlen
-			                                                               : 0,
-			    val);
-			add = tmp;
-			addlen = strlen(tmp);
-		}
-		if (addlen > 0) {
-			bson_string_append_printf(b, "%c%.*s", first ? '?' : '&', (int)addlen, add);
-			first = false;
-		}
-		bson_free(tmp);
-		p += len;
-		if (*p)
-			p++;
-	}
-	if (quiet && !loud && strncmp(url, "mongodb+srv://", 14) != 0)
-		bson_string_append_printf(b, "%ctls=false", first ? '?' : '&');
-	return bson_string_free(b, false);
-}
-
-/* Shorter secrets are registered only inside the URL's own text: a bare
- * "p" would blank every p of every log line without protecting anything. */
-#define MIN_BARE_SECRET 4
-
-static void add_bare_secret(const char *s, size_t len)
-{
-	if (len >= MIN_BARE_SECRET)
-		log_add_secret_n(s, len);
-}
-
-/* One reading of the userinfo: start up to the '@' at `at`. */
-static void register_userinfo(const char *start, const char *at)
-{
-	/* "://userinfo@" catches the URL wherever it is echoed, whatever the
-	 * password's length. */
-	log_add_secret_n(start - 3, (size_t)(at - start) + 4);
-	add_bare_secret(start, (size_t)(at - start));
-	const char *colon = memchr(start, ':', (size_t)(at - start));
-	if (colon && colon + 1 < at) {
-		size_t plen = (size_t)(at - colon - 1);
-		add_bare_secret(colon + 1, plen);
-		char *dec = query_unescape(colon + 1, plen);
-		if (dec) {
-			add_bare_secret(dec, strlen(dec));
-			bson_free(dec);
-		}
-	}
-}
-
-void url_register_secrets(const char *url)
-{
-	const char *start = strstr(url, "://");
-	if (!start)
-		return;
-	start += 3;
-	/* Where the userinfo ends depends on who reads it: libmongoc stops at
-	 * the first '@', a password with an unescaped '@' (or '/', '?') makes
-	 * a person mean the last. Every '@' may end it: register each reading. */
-	for (const char *at = strchr(start, '@'); at; at = strchr(at + 1, '@'))
-		register_userinfo(start, at);
-}
-
-char *url_error_text(const char *msg)
-{
-	bson_string_t *b = bson_string_new(NULL);
-	for (const char *p = msg; *p; p++) {
-		const char *end = (*p == '"' || *p == '\'') ? strchr(p + 1, *p) : NULL;
-		if (!end) {
-			bson_string_append_c(b, *p);
-			continue;
-		}
-		/* 'key=value': the option's name is no secret, its value may be. */
-		const char *eq = memchr(p + 1, '=', (size_t)(end - p - 1));
-		bson_string_append_printf(b, "%c%.*s***%c", *p, eq ? (int)(eq - p) : 0, p + 1, *p);
-		p = end;
-	}
-	return bson_string_free(b, false);
-}
-
-/* libmongoc's log while it parses a URL: its warnings may quote values
- * (the password among them), so none is logged; the first unknown option
- * is kept, since libmongoc drops those silently. */
-static void note_unknown_option(mongoc_log_level_t level, const char *domain, const char *msg,
-                                void *arg)
-{
-	(void)level;
-	(void)domain;
-	const char *prefix = "Unsupported URI option \"";
-	char *unknown = arg;
-	if (strncmp(msg, prefix, strlen(prefix)) == 0 && !unknown[0])
-		snprintf(unknown, 128, "%.*s", (int)strcspn(msg + strlen(prefix), "\""),
-		         msg + strlen(prefix));
-}
-
-/* A second '@' before the host list ends: both drivers take the first as
- * the end of the userinfo and would read the rest of the password as a
- * host, quoting it in their errors. */
-static bool unescaped_at(const char *url)
-{
-	const char *start = strstr(url, "://");
-	const char *at = start ? strchr(start + 3, '@') : NULL;
-	if (!at)
-		return false;
-	size_t hosts = strcspn(at + 1, "/?");
-	return memchr(at + 1, '@', hosts) != NULL;
-}
-
-mongoc_uri_t *url_parse(const char *url, const char *variable)
-{
-	url_register_secrets(url);
-	if (unescaped_at(url)) {
-		log_error("invalid database URL: an unescaped @ in the user info (percent-encode "
-		          "it in the password as %40)",
-		          F_STR("variable", variable));
-		return NULL;
-	}
-	bson_error_t err;
-	char unknown[128] = "";
-	mongoc_log_set_handler(note_unknown_option, unknown);
-	mongoc_uri_t *uri = mongoc_uri_new_with_error(url, &err);
-	log_capture_mongoc();
-	if (!uri) {
-		char *text = url_error_text(err.message);
-		log_error("invalid database URL", F_STR("variable", variable),
-		          F_STR("error", text));
-		bson_free(text);
-		return NULL;
-	}
-	/* A misspelt option (tlsCAfile) would silently change what we
-	 * connect with: a configuration error here. */
-	if (unknown[0]) {
-		mongoc_uri_destroy(uri);
-		log_error("unknown option in the database URL", F_STR("variable", variable),
-		          F_STR("option", unknown));
-		return NULL;
-	}
-	/* libmongoc may have decoded the password differently from us. */
-	const char *pw = mongoc_uri_get_password(uri);
-	if (pw && strlen(pw) >= MIN_BARE_SECRET)
-		log_add_secret(pw);
-	return uri;
-}
-
-static const char *env(const char *name)
+const char *config_env(const char *name)
 {
 	const char *v = getenv(name);
 	return v && *v ? v : NULL;
+}
+
+static bool is_flag(const struct setting *s)
+{
+	return s->name[0] == '-';
+}
+
+bool config_flag(size_t i, const char **name, bool *is_bool, const char **help)
+{
+	for (size_t k = 0; k < NSETTINGS; k++) {
+		if (!is_flag(&settings[k]) || i-- > 0)
+			continue;
+		*name = settings[k].name;
+		*is_bool = settings[k].kind == K_BOOL;
+		*help = settings[k].help;
+		return true;
+	}
+	return false;
+}
+
+static void join_flags(const struct setting *s, char *out, size_t len)
+{
+	out[0] = '\0';
+	for (size_t k = 0; k < NSETTINGS; k++)
+		if (is_flag(&settings[k]) && settings[k].field == s->field && s->field != NO_FIELD)
+			snprintf(out + strlen(out), len - strlen(out), "%s%s", out[0] ? ", " : "",
+			         settings[k].name);
+}
+
+bool config_setting(size_t i, const char **name, const char **def, char *flags, size_t flen,
+                    const char **help)
+{
+	for (size_t k = 0; k < NSETTINGS; k++) {
+		if (is_flag(&settings[k]) || i-- > 0)
+			continue;
+		*name = settings[k].name;
+		*def = settings[k].def;
+		*help = settings[k].help;
+		join_flags(&settings[k], flags, flen);
+		return true;
+	}
+	return false;
+}
+
+void config_print_env(void *stream)
+{
+	FILE *f = stream;
+	fprintf(f, "Environment (flags win; a variable set to \"\" counts as unset):\n");
+	for (size_t k = 0; k < NSETTINGS; k++) {
+		const struct setting *s = &settings[k];
+		if (is_flag(s))
+			continue;
+		char flags[64];
+		join_flags(s, flags, sizeof flags);
+		fprintf(f, "  %-25s %s", s->name, s->help);
+		if (s->def)
+			fprintf(f, " (default %s)", s->def);
+		if (flags[0])
+			fprintf(f, " [%s]", flags);
+		fprintf(f, "\n");
+	}
 }
 
 static int bad_value(const char *what, const char *value, const char *why)
@@ -479,122 +181,148 @@ static int bad_value(const char *what, const char *value, const char *why)
 	return EXIT_USAGE;
 }
 
-static int load_duration(const char *name, int64_t *out, bool allow_zero)
+/* "must be at least 300ms", "must be greater than zero", with the bound as
+ * a person would write it. */
+static int out_of_bounds(const struct setting *s, const char *v, int64_t n)
 {
-	const char *v = env(name);
-	if (!v)
+	char why[128];
+	bool ms = s->kind == K_DURATION || s->kind == K_SECONDS;
+	if (n < s->min && s->min == 1)
+		snprintf(why, sizeof why, "must be greater than zero");
+	else if (n < s->min)
+		snprintf(why, sizeof why, "must be at least %" PRId64 "%s", s->min, ms ? "ms" : "");
+	else
+		snprintf(why, sizeof why, "too large: at most %" PRId64 "%s",
+		         ms ? s->max / 1000 : s->max, ms ? "s" : "");
+	return bad_value(s->name, v, why);
+}
+
+/* One row's text into its field. 0 or EXIT_USAGE (logged). */
+static int apply(struct config *c, const struct setting *s, const char *v)
+{
+	void *field = s->field == NO_FIELD ? NULL : (char *)c + s->field;
+	int64_t n = 0;
+	uint64_t u;
+	bool b;
+	switch (s->kind) {
+	case K_DURATION:
+		if (!parse_duration_ms(v, &n))
+			return bad_value(s->name, v,
+			                 "expected seconds or a duration such as 500ms, 2s, 1m");
+		break;
+	case K_SECONDS:
+		if (!parse_uint(v, UINT32_MAX, &u))
+			return bad_value(s->name, v, "expected a whole number of seconds");
+		n = (int64_t)u * 1000;
+		break;
+	case K_COUNT:
+	case K_VERSION:
+		if (!parse_uint(v, UINT64_MAX, &u))
+			return bad_value(s->name, v,
+			                 s->kind == K_VERSION
+			                     ? "expected a migration version (a whole number)"
+			                     : "expected a whole number");
+		if (u > (uint64_t)s->max)
+			return out_of_bounds(s, v, s->max);
+		n = (int64_t)u;
+		break;
+	case K_BOOL:
+		if (!parse_go_bool(v, &b))
+			return bad_value(s->name, v, "expected true or false");
+		*(bool *)field = b;
 		return 0;
-	if (!parse_duration_ms(v, out))
-		return bad_value(name, v, "expected seconds or a duration such as 500ms, 2s, 1m");
-	if (!allow_zero && *out == 0)
-		return bad_value(name, v, "must be greater than zero");
+	case K_TEXT:
+		bson_free(*(char **)field);
+		*(char **)field = bson_strdup(v);
+		return 0;
+	case K_FILE_URL: {
+		if (strncmp(v, "file://", 7) != 0)
+			return bad_value(s->name, v,
+			                 "only file:// sources are supported (or use -path DIR)");
+		/* As golang-migrate's file source: the path percent-decoded, and
+		 * none at all is the working directory. */
+		size_t len = strcspn(v + 7, "?#");
+		char *dir = len ? url_unescape(v + 7, len, false) : bson_strdup(".");
+		if (!dir)
+			return bad_value(s->name, v, "bad percent-encoding in the file:// URL");
+		bson_free(*(char **)field);
+		*(char **)field = dir;
+		return 0;
+	}
+	case K_LOG_FORMAT: {
+		enum log_format f;
+		if (!log_parse_format(v, &f))
+			return bad_value(s->name, v, "expected json or text");
+		*(int *)field = (int)f;
+		log_set_format(f); /* at once: the next row's error honours it */
+		return 0;
+	}
+	case K_LOG_LEVEL: {
+		enum log_level l;
+		if (!log_parse_level(v, &l))
+			return bad_value(s->name, v, "expected debug, info, warn or error");
+		*(int *)field = (int)l;
+		log_set_level(l);
+		return 0;
+	}
+	case K_URL:
+	case K_URL_FILE:
+		return 0; /* config_load_database reads these itself */
+	}
+	if (n < s->min || n > s->max)
+		return out_of_bounds(s, v, n);
+	if (s->kind == K_VERSION)
+		c->has_target = true;
+	if (field)
+		*(int64_t *)field = n;
 	return 0;
 }
 
-static char *source_from_flags(const struct cli *cli, int *rc)
+static const char *flag_given(const struct setting *s, const struct flag_value *flags,
+                              size_t nflags)
 {
-	*rc = 0;
-	if (cli->source) {
-		if (strncmp(cli->source, "file://", 7) != 0) {
-			*rc = bad_value("-source", cli->source,
-			                "only file:// sources are supported (or use -path DIR)");
-			return NULL;
-		}
-		/* As golang-migrate's file source: the path percent-decoded, and
-		 * none at all is the working directory. */
-		const char *p = cli->source + 7;
-		size_t len = strcspn(p, "?#");
-		if (len == 0)
-			return bson_strdup(".");
-		char *dir = percent_decode(p, len, false);
-		if (!dir)
-			*rc = bad_value("-source", cli->source,
-			                "bad percent-encoding in the file:// URL");
-		return dir;
-	}
-	if (cli->path)
-		return bson_strdup(cli->path);
-	const char *dir = env("MIGRATION_DIR");
-	return bson_strdup(dir ? dir : DEFAULT_SOURCE_DIR);
+	const char *v = NULL;
+	for (size_t i = 0; i < nflags; i++)
+		if (strcmp(flags[i].name, s->name) == 0)
+			v = flags[i].value; /* the last one given, as Go's flag package */
+	return v;
 }
 
-int config_load(struct config *c, const struct cli *cli)
+/* The rows of one phase: defaults first, then what was given, in order. */
+static int load_phase(struct config *c, enum phase phase, const struct flag_value *flags,
+                      size_t nflags)
 {
 	int rc;
-	memset(c, 0, sizeof *c);
-	c->max_retries = 30;
-	c->retry_interval_ms = 2000;
-	c->retry_max_interval_ms = 10000;
-	c->lock_timeout_ms = 15000;
-	c->lock_interval_ms = 10000;
-	c->lock_lease_ms = 30000;
-	c->lock_stale_after_ms = 600000;
-	c->migrations_collection = bson_strdup("schema_migrations");
-	c->lock_collection = bson_strdup("migrate_advisory_lock");
-	c->advisory_locking = true;
-	c->history_collection = bson_strdup("schema_migrations_history");
-	c->history = true;
-
-	const char *v;
-	c->stop_grace_ms = 20000;
-	c->dependency_timeout_ms = 300000;
-
-	c->source_dir = source_from_flags(cli, &rc);
-	if (rc)
-		return rc;
-
-	if ((v = env("MAX_RETRIES"))) {
-		uint64_t n;
-		if (!parse_uint(v, 1000000, &n) || n == 0)
-			return bad_value("MAX_RETRIES", v,
-			                 "expected a whole number of attempts, 1 to 1000000");
-		c->max_retries = (int64_t)n;
+	for (size_t k = 0; k < NSETTINGS; k++)
+		if (settings[k].phase == phase && settings[k].def &&
+		    (rc = apply(c, &settings[k], settings[k].def)))
+			return rc;
+	for (size_t k = 0; k < NSETTINGS; k++) {
+		const struct setting *s = &settings[k];
+		const char *v = is_flag(s) ? flag_given(s, flags, nflags) : config_env(s->name);
+		if (s->phase == phase && v && (rc = apply(c, s, v)))
+			return rc;
 	}
-	if ((rc = load_duration("RETRY_INTERVAL", &c->retry_interval_ms, false)) ||
-	    (rc = load_duration("RETRY_MAX_INTERVAL", &c->retry_max_interval_ms, false)) ||
-	    (rc = load_duration("WAIT_TIMEOUT", &c->wait_timeout_ms, true)) ||
-	    (rc = load_duration("STOP_GRACE_PERIOD", &c->stop_grace_ms, true)) ||
-	    (rc = load_duration("DEPENDENCY_TIMEOUT", &c->dependency_timeout_ms, true)))
+	return 0;
+}
+
+int config_early(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	int rc = load_phase(c, EARLY, NULL, 0);
+	if (!c->termination_path)
+		c->termination_path = bson_strdup(TERMINATION_DEFAULT_PATH);
+	return rc;
+}
+
+int config_load(struct config *c, const struct flag_value *flags, size_t nflags)
+{
+	int rc = load_phase(c, MAIN, flags, nflags);
+	if (rc)
 		return rc;
 	if (c->retry_max_interval_ms < c->retry_interval_ms)
 		c->retry_max_interval_ms = c->retry_interval_ms;
-
-	if ((rc = load_duration("LOCK_TIMEOUT", &c->lock_timeout_ms, true)) ||
-	    (rc = load_duration("LOCK_LEASE", &c->lock_lease_ms, false)) ||
-	    (rc = load_duration("LOCK_STALE_AFTER", &c->lock_stale_after_ms, true)))
-		return rc;
-	if (c->lock_lease_ms < 300)
-		return bad_value("LOCK_LEASE", env("LOCK_LEASE"),
-		                 "must be at least 300ms: the heartbeat renews every third of it");
-	if (cli->lock_timeout) {
-		uint64_t n;
-		if (!parse_uint(cli->lock_timeout, UINT32_MAX, &n))
-			return bad_value("-lock-timeout", cli->lock_timeout,
-			                 "expected a whole number of seconds");
-		c->lock_timeout_ms = (int64_t)n * 1000;
-	}
-	if (cli->prefetch) {
-		uint64_t n;
-		if (!parse_uint(cli->prefetch, UINT32_MAX, &n))
-			return bad_value("-prefetch", cli->prefetch, "expected a whole number");
-	}
-
-	c->allow_breaking = cli->allow_breaking;
-	if ((v = env("ALLOW_BREAKING")) && !cli->allow_breaking &&
-	    !parse_go_bool(v, &c->allow_breaking))
-		return bad_value("ALLOW_BREAKING", v, "expected true or false");
-
-	if ((v = env("TARGET_VERSION"))) {
-		if (!parse_uint(v, UINT64_MAX, &c->target))
-			return bad_value("TARGET_VERSION", v,
-			                 "expected a migration version (a whole number)");
-		c->has_target = true;
-	}
-
-	v = env("POD_NAME");
-	if (v) {
-		c->owner = bson_strdup(v);
-	} else {
+	if (!c->owner) {
 		char host[256];
 		util_hostname(host, sizeof host);
 		c->owner = bson_strdup(host);
@@ -658,8 +386,8 @@ static int take_x_option(void *arg, const char *key, const char *value, const ch
 		return bad_option(key, raw, "bad percent-encoding");
 	if (strcmp(key, "x-migrations-collection") == 0) {
 		if (*value) {
-			bson_free(c->migrations_collection);
-			c->migrations_collection = bson_strdup(value);
+			bson_free(c->db.migrations_collection);
+			c->db.migrations_collection = bson_strdup(value);
 		}
 	} else if (strcmp(key, "x-advisory-lock-collection") == 0) {
 		if (*value) {
@@ -757,13 +485,15 @@ static int check_tls_files(const mongoc_uri_t *uri)
 	return 0;
 }
 
-int config_load_database(struct config *c, const struct cli *cli)
+int config_load_database(struct config *c, const struct flag_value *flags, size_t nflags)
 {
 	int rc = 0;
-	const char *v = cli->database;
-	const char *file = env("DATABASE_URL_FILE");
+	const char *v = NULL, *file = config_env("DATABASE_URL_FILE");
+	for (size_t i = 0; i < nflags; i++)
+		if (strcmp(flags[i].name, "-database") == 0)
+			v = flags[i].value;
 	if (!v) {
-		const char *direct = env("DATABASE_URL");
+		const char *direct = config_env("DATABASE_URL");
 		if (direct)
 			url_register_secrets(direct);
 		if (direct && file) {
@@ -788,6 +518,15 @@ int config_load_database(struct config *c, const struct cli *cli)
 		c->url = bson_strdup(v);
 	}
 	url_register_secrets(c->url);
+	c->db.migrations_collection = bson_strdup("schema_migrations");
+	c->lock_collection = bson_strdup("migrate_advisory_lock");
+	c->history_collection = bson_strdup("schema_migrations_history");
+	c->history = true;
+	c->advisory_locking = true;
+	c->lock_interval_ms = 10000;
+	/* One connection attempt must not outlast WAIT_TIMEOUT on its own. */
+	if (c->wait_timeout_ms > 0)
+		c->db.connect_timeout_ms = c->wait_timeout_ms < 10000 ? c->wait_timeout_ms : 10000;
 
 	if (strncmp(c->url, "mongodb://", 10) != 0 && strncmp(c->url, "mongodb+srv://", 14) != 0) {
 		const char *colon = strstr(c->url, "://");
@@ -803,7 +542,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 	char *without_x = NULL;
 	rc = url_take_x_options(c->url, &without_x, take_x_option, &x);
 	if (rc == 0) {
-		c->mongo_uri = url_go_options(without_x);
+		c->db.uri = url_go_options(without_x);
 		bson_free(without_x);
 	}
 	if (rc == 0)
@@ -813,7 +552,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 	if (rc)
 		return rc;
 
-	mongoc_uri_t *uri = url_parse(c->mongo_uri, url_source);
+	mongoc_uri_t *uri = url_parse(c->db.uri, url_source);
 	if (!uri)
 		return EXIT_USAGE;
 	if ((rc = check_tls_files(uri))) {
@@ -828,7 +567,7 @@ int config_load_database(struct config *c, const struct cli *cli)
 		          F_STR("variable", url_source));
 		return EXIT_USAGE;
 	}
-	c->db_name = bson_strdup(db);
+	c->db.name = bson_strdup(db);
 	c->tls = mongoc_uri_get_tls(uri);
 	mongoc_uri_destroy(uri);
 	return 0;
@@ -836,11 +575,12 @@ int config_load_database(struct config *c, const struct cli *cli)
 
 void config_free(struct config *c)
 {
+	bson_free(c->termination_path);
 	bson_free(c->source_dir);
 	bson_free(c->url);
-	bson_free(c->mongo_uri);
-	bson_free(c->db_name);
-	bson_free(c->migrations_collection);
+	bson_free(c->db.uri);
+	bson_free(c->db.name);
+	bson_free(c->db.migrations_collection);
 	bson_free(c->lock_collection);
 	bson_free(c->history_collection);
 	bson_free(c->owner);

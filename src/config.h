@@ -1,105 +1,93 @@
 /*
- * Configuration from the command line and the environment (flags win),
- * validated in one place: every bad value is a usage error that names the
- * variable or flag and the value (secrets redacted), before any I/O.
+ * Configuration: the environment and the global flags, one table of
+ * settings (config.c) that drives parsing, validation, the -help text and
+ * README's environment table (tests/unit/test_readme.c holds them
+ * together). Every bad value is a usage error that names the variable or
+ * flag and the value (secrets redacted), before any I/O. This is the only
+ * module that reads the environment (config_env is the door for the
+ * variables a migration registry names).
  */
 #ifndef MI_CONFIG_H
 #define MI_CONFIG_H
 
-#include "cli.h"
+#include "db.h"
 
-#include <mongoc/mongoc.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct config {
-	char *source_dir;
+	/* config_early: what must hold before anything is logged. */
+	int log_format; /* enum log_format */
+	int log_level;  /* enum log_level */
+	char *termination_path;
 
-	/* Database; only filled by config_load_database(). */
-	char *url;       /* as given: a secret */
-	char *mongo_uri; /* with golang-migrate's x- options removed */
-	char *db_name;
-	char *migrations_collection;
+	/* config_load */
+	char *source_dir;
+	int64_t max_retries;
+	int64_t retry_interval_ms;
+	int64_t retry_max_interval_ms; /* never below retry_interval_ms */
+	int64_t wait_timeout_ms;       /* 0: no overall deadline */
+	int64_t lock_timeout_ms;       /* min of -lock-timeout and x-advisory-lock-timeout */
+	int64_t lock_lease_ms;         /* LOCK_LEASE */
+	int64_t lock_stale_after_ms;   /* LOCK_STALE_AFTER: a golang-migrate lock; 0 never */
+	int64_t stop_grace_ms;         /* after SIGTERM, before aborting a running migration */
+	bool allow_breaking;           /* ALLOW_BREAKING, -allow-breaking */
+	int64_t dependency_timeout_ms; /* DEPENDENCY_TIMEOUT */
+	bool has_target;               /* TARGET_VERSION, entrypoint mode */
+	int64_t target;
+	char *owner; /* POD_NAME, else the hostname */
+
+	/* config_load_database: the URL and golang-migrate's x- options. */
+	char *url;            /* as given: a secret */
+	struct db_options db; /* what db_open needs */
 	char *lock_collection;
 	char *history_collection;
 	bool history;
 	bool transaction_mode;
 	bool advisory_locking;
-	bool tls;                    /* the URL turns TLS on */
-	int64_t lock_timeout_ms;     /* min of -lock-timeout and x-advisory-lock-timeout */
-	int64_t lock_interval_ms;    /* x-advisory-lock-timeout-interval, accepted */
-	int64_t lock_lease_ms;       /* LOCK_LEASE */
-	int64_t lock_stale_after_ms; /* LOCK_STALE_AFTER: a golang-migrate lock; 0 never */
-
-	/* Waiting for the database. */
-	int64_t max_retries;
-	int64_t retry_interval_ms;
-	int64_t retry_max_interval_ms;
-	int64_t wait_timeout_ms; /* 0: no overall deadline */
-
-	bool allow_breaking;           /* ALLOW_BREAKING, -allow-breaking */
-	int64_t dependency_timeout_ms; /* DEPENDENCY_TIMEOUT */
-
-	bool has_target; /* TARGET_VERSION, entrypoint mode */
-	uint64_t target;
-
-	int64_t stop_grace_ms; /* after SIGTERM, before aborting a running migration */
-	char *owner;           /* POD_NAME, else the hostname */
+	bool tls;                 /* the URL turns TLS on */
+	int64_t lock_interval_ms; /* x-advisory-lock-timeout-interval, accepted */
 };
 
-/* Logging and everything but the database. 0 or EXIT_USAGE. */
-int config_load(struct config *c, const struct cli *cli);
+/* A global flag as given: its name as the settings table spells it
+ * ("-path") and its text ("true" for a bool flag given bare). */
+struct flag_value {
+	const char *name;
+	const char *value;
+};
 
-/* The database URL and its options. 0 or EXIT_USAGE. */
-int config_load_database(struct config *c, const struct cli *cli);
+/* The settings that are flags, for the argv parser: name ("-path") and
+ * whether it is a bool flag (takes no separate value). i from 0 until it
+ * returns false. */
+bool config_flag(size_t i, const char **name, bool *is_bool, const char **help);
+
+/* LOG_FORMAT, LOG_LEVEL and TERMINATION_MESSAGE_PATH, applied to the
+ * logger at once, so that every later error honours them. 0 or EXIT_USAGE;
+ * on a bad value c still holds usable defaults. */
+int config_early(struct config *c);
+
+/* Everything but the database, flags over the environment. 0 or
+ * EXIT_USAGE. */
+int config_load(struct config *c, const struct flag_value *flags, size_t nflags);
+
+/* The database URL and its options. 0, EXIT_USAGE, or EXIT_AUTH for a TLS
+ * file the URL names that cannot be read. */
+int config_load_database(struct config *c, const struct flag_value *flags, size_t nflags);
+
+/* A variable the settings table does not list, by a name the migration
+ * registry gives (a dependency's url-env). NULL when unset or empty. */
+const char *config_env(const char *name);
+
+/* The environment section of -help, from the table. */
+void config_print_env(void *stream);
+
+/* The settings table, for the README test: row i's name, default as the
+ * user would write it (NULL: none), the flags that set the same value
+ * (comma-separated, "" for none), and its help line. False past the end. */
+bool config_setting(size_t i, const char **name, const char **def, char *flags, size_t flen,
+                    const char **help);
 
 void config_free(struct config *c);
-
-/* Parsers, exposed for the unit tests and the fuzzers. All return false on
- * anything but a complete, in-range value. */
-bool parse_uint(const char *s, uint64_t max, uint64_t *out);
-bool parse_duration_ms(const char *s, int64_t *out); /* "2" is 2s; "500ms", "1m30s" */
-bool parse_go_bool(const char *s, bool *out);        /* Go's strconv.ParseBool */
-bool parse_go_int(const char *s, int64_t *out);      /* Go's strconv.Atoi */
-
-/*
- * Removes every x- option from url's query. Each removed option is passed
- * to fn with its percent-decoded value (NULL when the escapes are bad) and
- * its text as written; a non-zero return stops and is returned. *out is a
- * new string.
- */
-int url_take_x_options(const char *url, char **out,
-                       int (*fn)(void *arg, const char *key, const char *value, const char *raw),
-                       void *arg);
-
-/* url with the options golang-migrate's Go driver takes rewritten for
- * libmongoc (README: "URL options"): connect=direct becomes
- * directConnection=true, options libmongoc has no equivalent for are
- * dropped with a warning, and TLS stays off when only options the Go
- * driver does not take as "use TLS" (tlsInsecure, tlsAllowInvalid*) ask
- * for it. A new string. */
-char *url_go_options(const char *url);
-
-/* A URL we do not configure from (a registry dependency's) as libmongoc
- * should get it: x- options removed (ignored), then url_go_options. */
-char *url_for_driver(const char *url);
-
-/* Registers the userinfo and password of url as secrets for the logger,
- * for every '@' that could end the userinfo. A password shorter than 4
- * bytes is registered only inside "://userinfo@" (a bare "ab" would blank
- * every ab of every line): no message may echo it out of the URL, so
- * driver messages about a URL go through url_error_text. */
-void url_register_secrets(const char *url);
-
-/* A driver message about a URL it could not parse, with every quoted value
- * replaced by *** (it quotes the password it choked on, and option
- * values); an option's name before '=' is kept. Free with bson_free. */
-char *url_error_text(const char *msg);
-
-/* Parses url with libmongoc, quietly: secrets registered first, the
- * driver's warnings (which quote values) not logged, its error passed
- * through url_error_text, an unknown option refused. NULL after logging
- * why, naming `variable` (where the URL came from). */
-mongoc_uri_t *url_parse(const char *url, const char *variable);
 
 #endif

@@ -6,15 +6,9 @@
 #ifndef MI_CREATE_H
 #define MI_CREATE_H
 
-#include "cli.h"
-
-#include <stddef.h>
-#include <time.h>
+#include "command.h"
 
 /* Returns the process exit code. */
-int create_main(const struct cli *cli);
-
-/* Formats t (broken down in its zone, with nsec) with a Go layout. */
-void go_time_format(const char *layout, const struct tm *tm, long nsec, char *out, size_t outlen);
+int create_main(const struct command *cmd);
 
 #endif

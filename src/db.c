@@ -2,17 +2,18 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "url.h"
 
 #include <string.h>
 
 static void forget_state(struct db *d);
 
-int db_open(struct db *d, const struct config *c, int32_t reply_timeout_ms)
+int db_open(struct db *d, const struct db_options *o, int32_t reply_timeout_ms)
 {
 	memset(d, 0, sizeof *d);
-	d->cfg = c;
+	d->opt = o;
 	bson_error_t err;
-	mongoc_uri_t *uri = mongoc_uri_new_with_error(c->mongo_uri, &err);
+	mongoc_uri_t *uri = mongoc_uri_new_with_error(o->uri, &err);
 	if (!uri) {
 		char *text = url_error_text(err.message);
 		log_error("invalid database URL", F_STR("error", text));
@@ -21,12 +22,10 @@ int db_open(struct db *d, const struct config *c, int32_t reply_timeout_ms)
 	}
 	if (!mongoc_uri_get_appname(uri))
 		mongoc_uri_set_appname(uri, "migrate-init");
-	/* One connection attempt must not outlast WAIT_TIMEOUT on its own. */
-	if (c->wait_timeout_ms > 0 && !mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS)) {
-		int64_t t = c->wait_timeout_ms < 10000 ? c->wait_timeout_ms : 10000;
-		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
-		                               (int32_t)(t < 100 ? 100 : t));
-	}
+	if (o->connect_timeout_ms > 0 && !mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(
+		    uri, MONGOC_URI_CONNECTTIMEOUTMS,
+		    (int32_t)(o->connect_timeout_ms < 100 ? 100 : o->connect_timeout_ms));
 	if (reply_timeout_ms > 0 && mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
 	                                                           INT32_MAX) > reply_timeout_ms)
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, reply_timeout_ms);
@@ -37,8 +36,8 @@ int db_open(struct db *d, const struct config *c, int32_t reply_timeout_ms)
 		return EXIT_USAGE;
 	}
 	mongoc_client_set_error_api(d->client, MONGOC_ERROR_API_VERSION_2);
-	d->db = mongoc_client_get_database(d->client, c->db_name);
-	d->state = mongoc_database_get_collection(d->db, c->migrations_collection);
+	d->db = mongoc_client_get_database(d->client, o->name);
+	d->state = mongoc_database_get_collection(d->db, o->migrations_collection);
 	return 0;
 }
 
@@ -114,7 +113,7 @@ int db_error_exit(const bson_error_t *err)
 
 static int state_error(const struct db *d, const char *msg, const bson_error_t *err)
 {
-	log_error(msg, F_STR("collection", d->cfg->migrations_collection),
+	log_error(msg, F_STR("collection", d->opt->migrations_collection),
 	          F_STR("error", err->message), F_INT("code", err->code));
 	return db_error_exit(err);
 }
@@ -157,7 +156,7 @@ int db_get_version(struct db *d, int64_t *version, bool *dirty)
 		} else {
 			log_error("the migrations collection holds a document without a numeric "
 			          "version",
-			          F_STR("collection", d->cfg->migrations_collection));
+			          F_STR("collection", d->opt->migrations_collection));
 			rc = EXIT_INTERNAL;
 		}
 		if (bson_iter_init_find(&it, doc, "dirty"))
@@ -257,7 +256,7 @@ static int remove_extra(struct db *d)
 		    d, "cannot remove the extra documents of the migrations collection", &err);
 	log_warn("the migrations collection held more than one document: kept the first, as "
 	         "golang-migrate reads it, and removed the others",
-	         F_STR("collection", d->cfg->migrations_collection), F_INT("removed", n));
+	         F_STR("collection", d->opt->migrations_collection), F_INT("removed", n));
 	d->extra = false;
 	return 0;
 }
@@ -316,7 +315,7 @@ int db_revoke_fence(struct db *d, const char *token)
 			return 0;
 	}
 	log_error("cannot revoke the expired holder's claim on the state: it keeps writing",
-	          F_STR("collection", d->cfg->migrations_collection));
+	          F_STR("collection", d->opt->migrations_collection));
 	return EXIT_LOCK_LOST;
 }
 
@@ -411,7 +410,7 @@ int db_check_transactions(struct db *d)
 		ok = mongoc_client_session_start_transaction(s, NULL, &err);
 	if (ok) {
 		bson_t cmd = BSON_INITIALIZER;
-		BSON_APPEND_UTF8(&cmd, "find", d->cfg->migrations_collection);
+		BSON_APPEND_UTF8(&cmd, "find", d->opt->migrations_collection);
 		BSON_APPEND_INT32(&cmd, "limit", 1);
 		ok = db_run_command(d, &cmd, s, &err);
 		bson_destroy(&cmd);
@@ -434,7 +433,7 @@ int db_drop(struct db *d)
 {
 	bson_error_t err;
 	if (!mongoc_database_drop_with_opts(d->db, NULL, &err)) {
-		log_error("cannot drop the database", F_STR("database", d->cfg->db_name),
+		log_error("cannot drop the database", F_STR("database", d->opt->name),
 		          F_STR("error", err.message), F_INT("code", err.code));
 		return db_error_exit(&err);
 	}

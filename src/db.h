@@ -20,19 +20,26 @@
 #ifndef MI_DB_H
 #define MI_DB_H
 
-#include "config.h"
-
 #include <mongoc/mongoc.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define VERSION_NIL (-1)
 
+/* What opening a database needs: the configured one (config.h) or a
+ * registry dependency's. */
+struct db_options {
+	char *uri;  /* for libmongoc: no x- options, the Go driver's rewritten (url.h) */
+	char *name; /* the database */
+	char *migrations_collection;
+	int64_t connect_timeout_ms; /* > 0: caps the URL's connectTimeoutMS default */
+};
+
 struct db {
 	mongoc_client_t *client;
 	mongoc_database_t *db;
 	mongoc_collection_t *state;
-	const struct config *cfg;
+	const struct db_options *opt;
 	/* The state document as last read: its _id, and the lock token it
 	 * carried (seen_fence, "" when none). */
 	bool exists;
@@ -53,7 +60,7 @@ struct db {
  * command waits for its reply (socketTimeoutMS), for connections whose
  * commands are useless past a deadline (the heartbeat's); 0 leaves the
  * URL's. 0 or EXIT_USAGE. */
-int db_open(struct db *d, const struct config *c, int32_t reply_timeout_ms);
+int db_open(struct db *d, const struct db_options *o, int32_t reply_timeout_ms);
 void db_close(struct db *d);
 
 /* One connection attempt and ping. */

@@ -349,7 +349,7 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 	 * longer than a lease is worthless, and a heartbeat stuck on a held
 	 * connection would keep a runner that lost its lock from exiting. */
 	bson_error_t ignored;
-	if (db_open(&l->hb_db, c,
+	if (db_open(&l->hb_db, &c->db,
 	            c->lock_lease_ms < INT32_MAX ? (int32_t)c->lock_lease_ms : INT32_MAX) == 0)
 		db_ping(&l->hb_db, &ignored);
 
@@ -456,7 +456,7 @@ int lock_claim_state(struct lock *l, int64_t *version, bool *dirty)
 	}
 	log_error("cannot claim the migration state: it keeps changing under us; something "
 	          "writes it without holding the lock",
-	          F_STR("collection", l->c->migrations_collection));
+	          F_STR("collection", l->c->db.migrations_collection));
 	return EXIT_LOCK_LOST;
 }
 
@@ -502,7 +502,7 @@ void lock_forget(struct lock *l)
 void lock_release_detached(const struct config *c, const char *token)
 {
 	struct db d;
-	if (db_open(&d, c, 0) != 0)
+	if (db_open(&d, &c->db, 0) != 0)
 		return;
 	mongoc_collection_t *coll = mongoc_database_get_collection(d.db, c->lock_collection);
 	bson_t filter = BSON_INITIALIZER;

@@ -1,11 +1,9 @@
 /* migrate-init: golang-migrate for MongoDB, as one small init-container binary. */
 #include "cli.h"
 #include "config.h"
-#include "create.h"
 #include "exitcode.h"
 #include "log.h"
 #include "runner.h"
-#include "stop.h"
 #include "termination.h"
 #include "util.h"
 
@@ -17,44 +15,17 @@
 #include <time.h>
 #include <unistd.h>
 
-/* LOG_FORMAT and LOG_LEVEL come first, so every later error honours them. */
-static int setup_logging(void)
-{
-	const char *f = getenv("LOG_FORMAT"), *l = getenv("LOG_LEVEL");
-	enum log_format format;
-	enum log_level level;
-	if (f && *f) {
-		if (!log_parse_format(f, &format)) {
-			log_error("invalid configuration value", F_STR("variable", "LOG_FORMAT"),
-			          F_STR("value", f), F_STR("error", "expected json or text"));
-			return EXIT_USAGE;
-		}
-		log_set_format(format);
-	}
-	if (l && *l) {
-		if (!log_parse_level(l, &level)) {
-			log_error("invalid configuration value", F_STR("variable", "LOG_LEVEL"),
-			          F_STR("value", l),
-			          F_STR("error", "expected debug, info, warn or error"));
-			return EXIT_USAGE;
-		}
-		log_set_level(level);
-	}
-	return 0;
-}
-
 /* What kubectl describe pod shows: the command, the outcome, and the state. */
-static void write_termination(const struct cli *cli, int rc, const char *status)
+static void write_termination(const struct config *c, const struct command *cmd, int rc,
+                              const char *status)
 {
-	const char *path = getenv("TERMINATION_MESSAGE_PATH");
 	char text[TERMINATION_MAX + 1];
 	char *err = log_last_error();
 	snprintf(text, sizeof text, "migrate-init %s: %s (exit %d, retry can help: %s)%s%s%s%s\n",
-	         cli && cli->cmd_name[0] ? cli->cmd_name : "entrypoint", exit_meaning(rc), rc,
-	         exit_retry(rc), rc && err ? ": " : "", rc && err ? err : "", status[0] ? "; " : "",
-	         status);
+	         command_label(cmd), exit_meaning(rc), rc, exit_retry(rc), rc && err ? ": " : "",
+	         rc && err ? err : "", status[0] ? "; " : "", status);
 	bson_free(err);
-	termination_write(path && *path ? path : TERMINATION_DEFAULT_PATH, text);
+	termination_write(c->termination_path, text);
 }
 
 static int run(int argc, char **argv)
@@ -62,36 +33,33 @@ static int run(int argc, char **argv)
 	struct cli cli;
 	struct config c;
 	char status[256] = "";
-	int rc = setup_logging();
-	if (rc)
-		return rc;
-	if ((rc = cli_parse(argc, argv, &cli))) {
-		write_termination(NULL, rc, status);
-		return rc;
-	}
-	if (cli.help) {
+	/* Logging first, so that every later error honours it. */
+	int rc = config_early(&c);
+	if (rc == 0)
+		rc = cli_parse(argc, argv, &cli);
+	if (rc) {
+		cli.cmd.def = command_find("");
+		write_termination(&c, &cli.cmd, rc, status);
+	} else if (cli.help) {
 		cli_usage(stdout);
-		return 0;
-	}
-	if (cli.show_version) {
+	} else if (cli.show_version) {
 		printf("%s\n", MI_VERSION);
-		return 0;
+	} else if (cli.cmd.help) {
+		cli_command_usage(cli.cmd.def, stdout);
+	} else {
+		if (cli.verbose)
+			log_set_level(LOG_DEBUG);
+		rc = config_load(&c, cli.flags, cli.nflags);
+		if (cli.cmd.def->main) {
+			/* Local files only (create): no termination message. */
+			rc = rc ? rc : cli.cmd.def->main(&cli.cmd);
+		} else {
+			if (rc == 0)
+				rc = runner_main(&cli.cmd, &c, cli.flags, cli.nflags, status,
+				                 sizeof status);
+			write_termination(&c, &cli.cmd, rc, status);
+		}
 	}
-	if (cli.cmd_help) {
-		fprintf(stdout, "%s\n", cli_command_usage(cli.cmd));
-		return 0;
-	}
-	if (cli.verbose)
-		log_set_level(LOG_DEBUG);
-	rc = config_load(&c, &cli);
-	if (rc == 0 && cli.cmd == CMD_CREATE) {
-		rc = create_main(&cli);
-	} else if (rc == 0) {
-		stop_install(c.stop_grace_ms);
-		rc = runner_main(&cli, &c, status, sizeof status);
-	}
-	if (cli.cmd != CMD_CREATE)
-		write_termination(&cli, rc, status);
 	config_free(&c);
 	return rc;
 }

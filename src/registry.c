@@ -5,6 +5,7 @@
 #include "log.h"
 #include "migration.h"
 #include "stop.h"
+#include "url.h"
 #include "util.h"
 #include "wait.h"
 
@@ -179,7 +180,7 @@ int registry_load(struct registry *r, const char *dir)
 	for (size_t i = 0; rc == 0 && i < r->n; i++)
 		for (size_t j = 0; j < r->v[i].ndeps; j++) {
 			const char *url =
-			    r->v[i].deps[j].url_env ? getenv(r->v[i].deps[j].url_env) : NULL;
+			    r->v[i].deps[j].url_env ? config_env(r->v[i].deps[j].url_env) : NULL;
 			if (url)
 				url_register_secrets(url);
 		}
@@ -268,10 +269,10 @@ int registry_check_breaking(const struct registry *r, const struct plan *p, bool
 /* The dependency's URL: its own variable, or ours with its database. */
 static char *dep_uri(const struct reg_dep *d, const struct config *c, char **db_name)
 {
-	const char *env = d->url_env ? getenv(d->url_env) : NULL;
+	const char *env = d->url_env ? config_env(d->url_env) : NULL;
 	mongoc_uri_t *uri;
 	if (d->url_env) {
-		if (!env || !*env) {
+		if (!env) {
 			log_error("the dependency's URL variable is not set",
 			          F_STR("service", d->service), F_STR("variable", d->url_env));
 			return NULL;
@@ -282,7 +283,7 @@ static char *dep_uri(const struct reg_dep *d, const struct config *c, char **db_
 		uri = url_parse(driver, d->url_env);
 		bson_free(driver);
 	} else {
-		uri = url_parse(c->mongo_uri, "DATABASE_URL");
+		uri = url_parse(c->db.uri, "DATABASE_URL");
 	}
 	if (!uri) {
 		log_error("invalid URL for a dependency", F_STR("service", d->service));
@@ -305,16 +306,14 @@ static char *dep_uri(const struct reg_dep *d, const struct config *c, char **db_
 /* 1: met; 0: not yet; -1: cannot tell (logged as the reason). */
 static int dep_met(const struct reg_dep *d, const struct config *c, char *why, size_t len)
 {
-	struct config dc = *c;
-	char *db_name = NULL;
-	dc.mongo_uri = dep_uri(d, c, &db_name);
-	if (!dc.mongo_uri)
+	struct db_options o = {.connect_timeout_ms = c->db.connect_timeout_ms};
+	o.uri = dep_uri(d, c, &o.name);
+	if (!o.uri)
 		return -1;
-	dc.db_name = db_name;
-	dc.migrations_collection = d->collection ? d->collection : "schema_migrations";
+	o.migrations_collection = bson_strdup(d->collection ? d->collection : "schema_migrations");
 	struct db db;
 	int met = -1;
-	if (db_open(&db, &dc, 0) == 0) {
+	if (db_open(&db, &o, 0) == 0) {
 		int64_t v;
 		bool dirty;
 		bson_error_t err;
@@ -331,8 +330,9 @@ static int dep_met(const struct reg_dep *d, const struct config *c, char *why, s
 		}
 		db_close(&db);
 	}
-	bson_free(dc.mongo_uri);
-	bson_free(db_name);
+	bson_free(o.uri);
+	bson_free(o.name);
+	bson_free(o.migrations_collection);
 	return met;
 }
 

@@ -48,7 +48,7 @@ int wait_for_database(struct db *d, const struct config *c)
 		 * rescan"): a fresh client makes every attempt a real one. */
 		if (attempt > 1) {
 			db_close(d);
-			if (db_open(d, c, 0) != 0)
+			if (db_open(d, &c->db, 0) != 0)
 				return EXIT_USAGE;
 		}
 		if (db_ping(d, &err)) {

@@ -112,7 +112,7 @@ def env_rows():
         Row("env-LOCK_LEASE-below-300ms", 2, ["LOCK_LEASE", "at least 300ms"],
             env={"LOCK_LEASE": "299ms"}),
         Row("env-LOCK_LEASE-100ms", 2, ["LOCK_LEASE", "at least 300ms"], env={"LOCK_LEASE": "100ms"}),
-        Row("env-TARGET_VERSION-above-int64", 2, "TARGET_VERSION is too large",
+        Row("env-TARGET_VERSION-above-int64", 2, ['"variable":"TARGET_VERSION"', "too large"],
             env={"TARGET_VERSION": "9223372036854775808"}, cmd=()),
         Row("env-no-url", 2, "no database URL", no_url=True),
         Row("env-url-and-url-file", 2, "both set",

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "create.h"
+#include "gotime.h"
 #include "migration.h"
 #include "plan.h"
 #include "source.h"
