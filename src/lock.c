@@ -2,6 +2,7 @@
 
 #include "exitcode.h"
 #include "fault.h"
+#include "lease.h"
 #include "log.h"
 #include "stop.h"
 #include "util.h"
@@ -121,23 +122,18 @@ static bool read_holder(mongoc_collection_t *coll, struct holder *h, bson_error_
  * or never for a golang-migrate lock when LOCK_STALE_AFTER is 0. */
 static int64_t expired_for(const struct holder *h, const struct config *c, int64_t now)
 {
-	if (h->ours)
-		return now - (h->renewed_at + h->lease_ms);
-	if (c->lock_stale_after_ms == 0 || h->created_at == 0)
-		return -1;
-	return now - (h->created_at + c->lock_stale_after_ms);
+	return lease_expired_for(h->ours, h->renewed_at, h->lease_ms, h->created_at,
+	                         c->lock_stale_after_ms, now);
 }
 
 static void log_holder(const struct holder *h, const struct config *c, const char *msg)
 {
-	int64_t expires = h->ours ? h->renewed_at + h->lease_ms
-	                          : (c->lock_stale_after_ms && h->created_at
-	                                 ? h->created_at + c->lock_stale_after_ms
-	                                 : 0);
+	int64_t expires = lease_expires_at(h->ours, h->renewed_at, h->lease_ms, h->created_at,
+	                                   c->lock_stale_after_ms);
 	char since[40] = "", until[40] = "never";
 	if (h->created_at)
 		util_iso_time(h->created_at, since, sizeof since);
-	if (expires)
+	if (expires != INT64_MAX)
 		util_iso_time(expires, until, sizeof until);
 	log_info(msg, F_STR("holder", h->who), F_STR("holder_host", h->host),
 	         F_INT("holder_pid", h->pid), F_STR("since", since), F_STR("expires", until),
@@ -235,7 +231,7 @@ static void *heartbeat(void *arg)
 	int64_t period = l->c->lock_lease_ms / 3;
 	/* Renewals are spaced from one send to the next, so a slow round trip
 	 * does not push the next renewal past the lease. */
-	int64_t due = atomic_load(&l->valid_until) - l->c->lock_lease_ms + period;
+	int64_t due = lease_renewal_due(atomic_load(&l->valid_until), l->c->lock_lease_ms);
 	pthread_mutex_lock(&l->mu);
 	while (!l->hb_stop) {
 		int64_t wait = due - now_ms();

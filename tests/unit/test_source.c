@@ -1,4 +1,4 @@
-/* Unit tests: file names, migration bodies, plans, Go time layouts. */
+/* Unit tests: file names, migration bodies, Go time layouts (plans: test_plan.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,6 @@
 
 #include "gotime.h"
 #include "migration.h"
-#include "plan.h"
 #include "source.h"
 
 #include <string.h>
@@ -153,78 +152,6 @@ static void test_yaml_twin(void **state)
 	}
 }
 
-static struct source make_source(const uint64_t *versions, size_t n)
-{
-	struct source s = {0};
-	static struct mfile dummy;
-	s.m = bson_malloc0(n * sizeof *s.m);
-	s.n = n;
-	for (size_t i = 0; i < n; i++) {
-		s.m[i].version = versions[i];
-		s.m[i].file[DIR_UP] = &dummy;
-		s.m[i].file[DIR_DOWN] = &dummy;
-	}
-	return s;
-}
-
-static void expect(const struct plan *p, const int64_t *pairs, size_t n)
-{
-	assert_int_equal(p->n, n);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal((int64_t)p->steps[i].version, pairs[2 * i]);
-		assert_int_equal(p->steps[i].target, pairs[2 * i + 1]);
-	}
-}
-
-static void test_plans(void **state)
-{
-	(void)state;
-	const uint64_t v[] = {1, 3, 7};
-	struct source s = make_source(v, 3);
-	struct plan p;
-
-	assert_int_equal(plan_build(&s, -1, RUN_UP, -1, &p), 0);
-	expect(&p, (int64_t[]){1, 1, 3, 3, 7, 7}, 3);
-	plan_free(&p);
-	assert_int_equal(plan_build(&s, 3, RUN_UP, -1, &p), 0);
-	expect(&p, (int64_t[]){7, 7}, 1);
-	plan_free(&p);
-	assert_int_equal(plan_build(&s, 7, RUN_UP, -1, &p), 0); /* no change */
-	assert_int_equal(p.n, 0);
-	assert_int_not_equal(plan_build(&s, 7, RUN_UP, 1, &p), 0); /* nothing after 7 */
-	assert_int_equal(plan_build(&s, 1, RUN_UP, 5, &p), 0);
-	expect(&p, (int64_t[]){3, 3, 7, 7}, 2);
-	assert_int_equal(p.short_by, 3);
-	plan_free(&p);
-
-	assert_int_equal(plan_build(&s, 7, RUN_DOWN, -1, &p), 0);
-	expect(&p, (int64_t[]){7, 3, 3, 1, 1, -1}, 3);
-	plan_free(&p);
-	assert_int_equal(plan_build(&s, 7, RUN_DOWN, 1, &p), 0);
-	expect(&p, (int64_t[]){7, 3}, 1);
-	plan_free(&p);
-	assert_int_equal(plan_build(&s, -1, RUN_DOWN, -1, &p), 0);
-	assert_int_equal(p.n, 0);
-	assert_int_not_equal(plan_build(&s, -1, RUN_DOWN, 1, &p), 0);
-	assert_int_equal(plan_build(&s, 3, RUN_DOWN, 4, &p), 0);
-	expect(&p, (int64_t[]){3, 1, 1, -1}, 2);
-	assert_int_equal(p.short_by, 2);
-	plan_free(&p);
-
-	assert_int_equal(plan_build(&s, -1, RUN_GOTO, 3, &p), 0);
-	expect(&p, (int64_t[]){1, 1, 3, 3}, 2);
-	plan_free(&p);
-	assert_int_equal(plan_build(&s, 7, RUN_GOTO, 1, &p), 0);
-	expect(&p, (int64_t[]){7, 3, 3, 1}, 2);
-	plan_free(&p);
-	assert_int_equal(plan_build(&s, 3, RUN_GOTO, 3, &p), 0);
-	assert_int_equal(p.n, 0);
-	assert_int_not_equal(plan_build(&s, 3, RUN_GOTO, 4, &p), 0);
-	/* The database is at a version the source lacks. */
-	assert_int_not_equal(plan_build(&s, 5, RUN_UP, -1, &p), 0);
-	bson_free(s.m);
-}
-
 static void test_go_layout(void **state)
 {
 	(void)state;
@@ -255,7 +182,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names),         cmocka_unit_test(test_bodies),
 	    cmocka_unit_test(test_type_operator), cmocka_unit_test(test_yaml_twin),
-	    cmocka_unit_test(test_plans),         cmocka_unit_test(test_go_layout),
+	    cmocka_unit_test(test_go_layout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
