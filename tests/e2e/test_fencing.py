@@ -146,12 +146,17 @@ def test_held_write_of_the_loser_never_lands(trigger, procs, relays, dbname, db_
     assert lock_free(db)
 
 
+N_SLOW = 150
+
+
 def test_loser_with_held_renewal_stops_on_its_own_clock(procs, relays, dbname, db_url, db, migdir):
     """Only the heartbeat is held; the main connection works. The holder must
     stop by itself (9) once its lease is over on its own clock, and exit
     (its heartbeat, stuck on the held renewal, gives up after a lease)."""
+    # Enough work to outlast the lease several times over on a fast machine
+    # (40 such migrations once finished inside 1.5 s here).
     slow = [{"insert": "bulk", "documents": [{"i": i} for i in range(500)]}] * 4
-    write_migrations(migdir, counted_set(40, slow={v: slow for v in range(1, 41)}))
+    write_migrations(migdir, counted_set(N_SLOW, slow={v: slow for v in range(1, N_SLOW + 1)}))
     relay = relays()
     # the first renewal: the heartbeat's connection is the one that is not the main one
     main_conn = {}
@@ -173,7 +178,7 @@ def test_loser_with_held_renewal_stops_on_its_own_clock(procs, relays, dbname, d
     # on it). Without its own clock it would have gone on to the end.
     stop = [r for r in res.logs if r.get("msg", "").startswith("the lock's lease ran out")][0]
     assert log_ms(stop) <= dt_ms(doc["renewed_at"]) + doc["lease_ms"] + 500, (stop, doc)
-    assert len(applied_versions(res)) < 40, res
+    assert len(applied_versions(res)) < N_SLOW, res
     stopped_at = state(db)
     done = counters(db)
     assert done and all(n == 1 for n in done.values()), done
@@ -185,7 +190,7 @@ def test_loser_with_held_renewal_stops_on_its_own_clock(procs, relays, dbname, d
         assert winner.returncode == 8, winner
     else:
         assert winner.returncode == 0, winner
-        assert counters(db) == {v: 1 for v in range(1, 41)}
+        assert counters(db) == {v: 1 for v in range(1, N_SLOW + 1)}
     assert all(n == 1 for n in counters(db).values())
 
 
