@@ -41,9 +41,10 @@ enum phase { EARLY, MAIN, DATABASE };
  * Every setting, one row each: an environment variable (NAME) or a global
  * flag (-name). Rows apply in order and a later row that is set overrides
  * an earlier one writing the same field: flags come after the variable
- * they override. def is parsed like a value the user gave, so the help
- * text and the behaviour cannot disagree. min/max bound numbers (ms for
- * durations).
+ * they override; the termination message's path comes first, so that a
+ * bad value of any other is reported there. def is parsed like a value the
+ * user gave, so the help text and the behaviour cannot disagree. min/max
+ * bound numbers (ms for durations).
  */
 static const struct setting {
 	const char *name;
@@ -54,12 +55,12 @@ static const struct setting {
 	int64_t min, max;
 	const char *help;
 } settings[] = {
+    {"TERMINATION_MESSAGE_PATH", K_TEXT, EARLY, AT(termination_path), TERMINATION_DEFAULT_PATH, 0,
+     0, "where the termination message goes"},
     {"LOG_FORMAT", K_LOG_FORMAT, EARLY, AT(log_format), "json", 0, 0,
      "json (slog field names: time, level, msg, ...) or text"},
     {"LOG_LEVEL", K_LOG_LEVEL, EARLY, AT(log_level), "info", 0, 0,
      "debug, info, warn or error; -verbose means debug"},
-    {"TERMINATION_MESSAGE_PATH", K_TEXT, EARLY, AT(termination_path), TERMINATION_DEFAULT_PATH, 0,
-     0, "where the termination message goes"},
     {"DATABASE_URL", K_URL, DATABASE, AT(url), NULL, 0, 0,
      "mongodb:// or mongodb+srv:// URL; the path names the database"},
     {"DATABASE_URL_FILE", K_URL_FILE, DATABASE, AT(url), NULL, 0, 0,

@@ -2,7 +2,7 @@
  * README's three reference tables (commands, environment, exit codes) are
  * the tables in the code (command.c, config.c, exitcode.c), rendered: each
  * must appear in README.md verbatim. On a mismatch the test prints the
- * block README should hold, to paste.
+ * block README should hold; scripts/readme-tables.py pastes it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,11 +49,12 @@ static void cell(bson_string_t *b, const char *text)
 
 static void expect_block(const char *what, bson_string_t *b)
 {
-	if (!strstr(readme, b->str)) {
+	bool ok = strstr(readme, b->str) != NULL;
+	if (!ok)
 		printf("README.md should hold this %s table:\n\n%s\n", what, b->str);
-		fail_msg("README.md lacks the %s table as the code has it", what);
-	}
 	bson_string_free(b, true);
+	if (!ok)
+		fail_msg("README.md lacks the %s table as the code has it", what);
 }
 
 static void test_commands(void **state)
