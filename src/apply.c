@@ -41,7 +41,54 @@ static int command_failed(const struct step *s, uint32_t index, const bson_t *cm
 	return EXIT_MIGRATION;
 }
 
-static int run_body(struct apply *a, const struct step *s)
+/* Commands that take maxTimeMS, as MongoDB documents them (and FerretDB
+ * accepts it on, honouring it on find, aggregate and findAndModify and
+ * ignoring it on the rest). Any other command is bounded by the client
+ * alone (socketTimeoutMS): the server may go on with it after we gave up. */
+static const char *const max_time_commands[] = {
+    "aggregate", "count",         "createIndexes", "delete", "distinct",
+    "find",      "findAndModify", "insert",        "update", NULL,
+};
+
+static bool takes_max_time(const char *name)
+{
+	for (const char *const *c = max_time_commands; *c; c++)
+		if (strcmp(*c, name) == 0)
+			return true;
+	return false;
+}
+
+/* The migration's deadline (now_ms clock), or 0 with no MIGRATION_TIMEOUT. */
+static int64_t migration_deadline(const struct apply *a)
+{
+	return a->c->migration_timeout_ms > 0 ? now_ms() + a->c->migration_timeout_ms : 0;
+}
+
+/* cmd with maxTimeMS for the time left before deadline, when it takes one
+ * and the file did not set its own; else cmd itself, unchanged. */
+static const bson_t *bounded(const bson_t *cmd, int64_t deadline, bson_t *copy)
+{
+	const char *name, *coll;
+	describe_command(cmd, &name, &coll);
+	if (!deadline || !takes_max_time(name) || bson_has_field(cmd, "maxTimeMS"))
+		return cmd;
+	int64_t left = deadline - now_ms();
+	bson_copy_to(cmd, copy);
+	BSON_APPEND_INT64(copy, "maxTimeMS", left > 0 ? left : 1);
+	return copy;
+}
+
+static int timed_out(const struct step *s, uint32_t index, int64_t timeout)
+{
+	log_error("migration timed out: MIGRATION_TIMEOUT passed", F_INT("version", s->version),
+	          F_STR("name", s->m->name), F_STR("direction", dir_name(s->dir)),
+	          F_INT("command_index", index), F_INT("timeout_ms", timeout));
+	return EXIT_MIGRATION;
+}
+
+/* The body of the step's file, command by command, each after lock_check
+ * and before the deadline (0: none). */
+static int run_body(struct apply *a, const struct step *s, int64_t deadline)
 {
 	const struct mfile *f = s->m->file[s->dir];
 	if (!f)
@@ -69,10 +116,21 @@ static int run_body(struct apply *a, const struct step *s)
 		 * runner may be working now, so send nothing more. */
 		if ((rc = lock_check(a->l)))
 			break;
+		if (deadline && now_ms() >= deadline) {
+			rc = timed_out(s, index, a->c->migration_timeout_ms);
+			break;
+		}
 		bson_iter_document(&it, &len, &data);
 		bson_init_static(&cmd, data, len);
-		if (!db_run_command(a->d, &cmd, sess, &err))
+		bson_t copy = BSON_INITIALIZER;
+		if (!db_run_command(a->d, bounded(&cmd, deadline, &copy), sess, &err)) {
 			rc = command_failed(s, index, &cmd, &err);
+			/* The reply that never came in time (socketTimeoutMS, set
+			 * from MIGRATION_TIMEOUT), or the server's maxTimeMS. */
+			if (deadline && now_ms() >= deadline)
+				timed_out(s, index, a->c->migration_timeout_ms);
+		}
+		bson_destroy(&copy);
 		index++;
 		FAULT("after_command");
 	}
@@ -89,7 +147,10 @@ static int run_body(struct apply *a, const struct step *s)
 	return rc;
 }
 
-static void record(struct apply *a, const struct step *s, int64_t started, const char *error)
+/* The history record of a step: outcome "applied", "failed" (error says
+ * why) or "rolled_back" (a failed migration's down, run by ON_FAILURE). */
+static void record(struct apply *a, const struct step *s, int64_t started, const char *outcome,
+                   const char *error)
 {
 	const struct mfile *f = s->m->file[s->dir];
 	struct history_rec h = {.version = s->version,
@@ -98,9 +159,62 @@ static void record(struct apply *a, const struct step *s, int64_t started, const
 	                        .sha256 = f ? f->sha256 : NULL,
 	                        .started_at = started,
 	                        .finished_at = wall_ms(),
-	                        .outcome = error ? "failed" : "applied",
+	                        .outcome = outcome,
 	                        .error = error};
 	history_write(a->d, a->c, &h);
+}
+
+/*
+ * ON_FAILURE=rollback, after the body of up migration s failed (why): its
+ * down file takes the database back, then the version before s is recorded
+ * clean, as if s had never run. Only s: what the run applied before it
+ * stays. Still exit 7 (the run failed); with no down file, a broken one, or
+ * a down that fails too, the database stays dirty at s.
+ */
+static int roll_back(struct apply *a, const struct step *s, const char *why)
+{
+	const struct mfile *down = s->m->file[DIR_DOWN];
+	const char *cannot = s->dir != DIR_UP         ? "a failed down migration is not rolled back"
+	                     : a->c->transaction_mode ? NULL
+	                     : !down                  ? "the migration has no down file"
+	                     : down->problem          ? "its down file is broken"
+	                                              : NULL;
+	if (cannot) {
+		log_error("migration failed and cannot be rolled back; the database stays dirty",
+		          F_INT("version", s->version), F_STR("reason", cannot),
+		          F_STR("error", why));
+		return EXIT_MIGRATION;
+	}
+	struct step back = {.version = s->version, .target = a->cur, .dir = DIR_DOWN, .m = s->m};
+	int64_t started = wall_ms();
+	int rc = 0;
+	/* A failed transaction was aborted: nothing of s is left to undo. */
+	if (!a->c->transaction_mode) {
+		log_warn("rolling back the failed migration with its down file",
+		         F_INT("version", s->version), F_INT("to_version", a->cur));
+		FAULT("rollback_body");
+		rc = run_body(a, &back, migration_deadline(a));
+	}
+	if (rc) {
+		char *second =
+		    rc != EXIT_LOCK_LOST && lock_check(a->l) == 0 ? log_last_error() : NULL;
+		if (second)
+			record(a, &back, started, "failed", second);
+		log_error("migration failed and so did its rollback; the database stays dirty",
+		          F_INT("version", s->version), F_STR("error", why),
+		          F_STR("rollback_error", second));
+		bson_free(second);
+		return rc == EXIT_LOCK_LOST ? rc : EXIT_MIGRATION;
+	}
+	FAULT("rollback_clean");
+	if ((rc = lock_check(a->l)) || (rc = db_set_version(a->d, a->cur, false)))
+		return rc;
+	progress_state(a->cur, false);
+	if (lock_check(a->l) == 0)
+		record(a, &back, started, "rolled_back", NULL);
+	log_error("migration failed and was rolled back", F_INT("version", s->version),
+	          F_INT("to_version", a->cur), F_STR("error", why));
+	return EXIT_MIGRATION;
 }
 
 /* golang-migrate's protocol for one migration: dirty mark, body, clean
@@ -113,12 +227,14 @@ static int apply(struct apply *a, const struct step *s, int64_t started)
 		return rc;
 	progress_state(s->target, true);
 	FAULT("after_dirty");
-	rc = run_body(a, s);
+	rc = run_body(a, s, migration_deadline(a));
 	if (rc) {
 		/* Only while we hold the lock: a runner that lost it sends nothing. */
 		char *err = rc != EXIT_LOCK_LOST && lock_check(a->l) == 0 ? log_last_error() : NULL;
 		if (err)
-			record(a, s, started, err);
+			record(a, s, started, "failed", err);
+		if (err && rc == EXIT_MIGRATION && a->c->on_failure == ON_FAILURE_ROLLBACK)
+			rc = roll_back(a, s, err);
 		bson_free(err);
 		return rc;
 	}
@@ -127,10 +243,11 @@ static int apply(struct apply *a, const struct step *s, int64_t started)
 		return rc;
 	progress_state(s->target, false);
 	progress_applied();
+	a->cur = s->target;
 	FAULT("before_history");
 	if ((rc = lock_check(a->l)))
 		return rc;
-	record(a, s, started, NULL);
+	record(a, s, started, "applied", NULL);
 	return 0;
 }
 
@@ -208,7 +325,19 @@ int apply_plan(struct apply *a, const struct plan *p)
 		return rc;
 	if (a->c->transaction_mode && (rc = db_check_transactions(a->d)))
 		return rc;
+	a->cur = a->from;
 	for (size_t i = 0; i < p->n; i++) {
+		/* RUN_TIMEOUT: start only what MIGRATION_TIMEOUT says ends in time
+		 * (with none, whatever starts before the deadline). */
+		if (a->run_deadline && now_ms() + a->c->migration_timeout_ms > a->run_deadline) {
+			log_error("RUN_TIMEOUT: not starting the next migration, it could end past "
+			          "the run's deadline; the next run continues from here",
+			          F_INT("version", a->cur),
+			          F_INT("next_version", p->steps[i].version),
+			          F_INT("applied", (int64_t)progress_get().applied),
+			          F_INT("left", (int64_t)(p->n - i)));
+			return EXIT_PENDING;
+		}
 		if (stop_requested()) {
 			log_warn("stopping before the next migration: signal received",
 			         F_INT("signal", stop_requested()),

@@ -24,8 +24,10 @@ struct apply {
 	const struct config *c;
 	const struct source *src;
 	const struct registry *reg;
-	int64_t from; /* the version the plan starts from, for the logs */
-	bool warned;  /* about broken files the run does not need: once */
+	int64_t from;         /* the version the plan starts from */
+	int64_t cur;          /* the version recorded clean last */
+	int64_t run_deadline; /* RUN_TIMEOUT on the now_ms clock; 0: none */
+	bool warned;          /* about broken files the run does not need: once */
 };
 
 /* A run fails for a broken file only when it would run it (golang-migrate
@@ -34,8 +36,10 @@ struct apply {
 int apply_check_files(struct apply *a, const struct plan *p);
 
 /* Runs the plan under our lock: the registry's policy and dependencies
- * first, then each step. 0, or the exit code of the first failure (logged);
- * 128+n when a stop came between migrations. */
+ * first, then each step, each bounded by MIGRATION_TIMEOUT and, when it
+ * fails, rolled back per ON_FAILURE. 0, or the exit code of the first
+ * failure (logged); 128+n when a stop came between migrations; EXIT_PENDING
+ * when RUN_TIMEOUT left no time for the next. */
 int apply_plan(struct apply *a, const struct plan *p);
 
 #endif

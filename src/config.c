@@ -28,11 +28,15 @@ enum kind {
 	K_FILE_URL,   /* char *: the directory of a file:// URL */
 	K_LOG_FORMAT, /* int: json or text */
 	K_LOG_LEVEL,  /* int: debug, info, warn, error */
+	K_CHOICE,     /* int: the index of the value in the row's choices */
 	K_URL,        /* the database URL; config_load_database */
 	K_URL_FILE,   /* a file holding it; config_load_database */
 };
 
 enum phase { EARLY, MAIN, DATABASE };
+
+/* In the order of enum on_failure. */
+static const char *const on_failure_choices[] = {"dirty", "rollback", NULL};
 
 #define NO_FIELD ((size_t)-1)
 #define AT(field) offsetof(struct config, field)
@@ -54,57 +58,73 @@ static const struct setting {
 	const char *def;
 	int64_t min, max;
 	const char *help;
+	const char *const *choices; /* K_CHOICE: the values, NULL-terminated */
 } settings[] = {
     {"TERMINATION_MESSAGE_PATH", K_TEXT, EARLY, AT(termination_path), TERMINATION_DEFAULT_PATH, 0,
-     0, "where the termination message goes"},
+     0, "where the termination message goes", NULL},
     {"LOG_FORMAT", K_LOG_FORMAT, EARLY, AT(log_format), "json", 0, 0,
-     "json (slog field names: time, level, msg, ...) or text"},
+     "json (slog field names: time, level, msg, ...) or text", NULL},
     {"LOG_LEVEL", K_LOG_LEVEL, EARLY, AT(log_level), "info", 0, 0,
-     "debug, info, warn or error; -verbose means debug"},
+     "debug, info, warn or error; -verbose means debug", NULL},
     {"DATABASE_URL", K_URL, DATABASE, AT(url), NULL, 0, 0,
-     "mongodb:// or mongodb+srv:// URL; the path names the database"},
+     "mongodb:// or mongodb+srv:// URL; the path names the database", NULL},
     {"DATABASE_URL_FILE", K_URL_FILE, DATABASE, AT(url), NULL, 0, 0,
      "read the URL from this file (a mounted Secret); trailing newline trimmed; setting "
-     "both is an error"},
+     "both is an error",
+     NULL},
     {"-database", K_URL, DATABASE, AT(url), NULL, 0, 0,
-     "Run migrations against this database (mongodb:// or mongodb+srv://)"},
-    {"MIGRATION_DIR", K_TEXT, MAIN, AT(source_dir), "/migrations", 0, 0,
-     "the migrations directory"},
-    {"-path", K_TEXT, MAIN, AT(source_dir), NULL, 0, 0, "Shorthand for -source=file://path"},
+     "Run migrations against this database (mongodb:// or mongodb+srv://)", NULL},
+    {"MIGRATION_DIR", K_TEXT, MAIN, AT(source_dir), "/migrations", 0, 0, "the migrations directory",
+     NULL},
+    {"-path", K_TEXT, MAIN, AT(source_dir), NULL, 0, 0, "Shorthand for -source=file://path", NULL},
     {"-source", K_FILE_URL, MAIN, AT(source_dir), NULL, 0, 0,
-     "Location of the migrations (file://DIR)"},
+     "Location of the migrations (file://DIR)", NULL},
     {"TARGET_VERSION", K_VERSION, MAIN, AT(target), NULL, 0, INT64_MAX,
-     "entrypoint mode: goto this version instead of up"},
+     "entrypoint mode: goto this version instead of up", NULL},
     {"LOCK_TIMEOUT", K_DURATION, MAIN, AT(lock_timeout_ms), "15s", 0, INT64_MAX,
-     "how long to wait for the lock; -lock-timeout takes whole seconds"},
+     "how long to wait for the lock; -lock-timeout takes whole seconds", NULL},
     {"-lock-timeout", K_SECONDS, MAIN, AT(lock_timeout_ms), NULL, 0, (int64_t)UINT32_MAX * 1000,
-     "Allow N seconds to acquire database lock"},
+     "Allow N seconds to acquire database lock", NULL},
     {"LOCK_LEASE", K_DURATION, MAIN, AT(lock_lease_ms), "30s", 300, INT64_MAX,
-     "lease of our lock (at least 300ms); the heartbeat renews it every third"},
+     "lease of our lock (at least 300ms); the heartbeat renews it every third", NULL},
     {"LOCK_STALE_AFTER", K_DURATION, MAIN, AT(lock_stale_after_ms), "10m", 0, INT64_MAX,
-     "when a golang-migrate lock (no lease) counts as abandoned; 0: never"},
+     "when a golang-migrate lock (no lease) counts as abandoned; 0: never", NULL},
     {"STOP_GRACE_PERIOD", K_DURATION, MAIN, AT(stop_grace_ms), "20s", 0, INT64_MAX,
      "after SIGTERM/SIGINT, how long a running migration may go on before the run is "
-     "aborted; with no migration running the run stops at once"},
+     "aborted; with no migration running the run stops at once",
+     NULL},
     {"MAX_RETRIES", K_COUNT, MAIN, AT(max_retries), "30", 1, 1000000,
-     "attempts to reach the database (1 to 1000000)"},
+     "attempts to reach the database (1 to 1000000)", NULL},
     {"RETRY_INTERVAL", K_DURATION, MAIN, AT(retry_interval_ms), "2s", 1, INT64_MAX,
-     "first backoff delay; plain numbers are seconds, or 500ms, 2s, 1m"},
+     "first backoff delay; plain numbers are seconds, or 500ms, 2s, 1m", NULL},
     {"RETRY_MAX_INTERVAL", K_DURATION, MAIN, AT(retry_max_interval_ms), "10s", 1, INT64_MAX,
-     "cap of the backoff delay (raised to RETRY_INTERVAL when below it)"},
+     "cap of the backoff delay (raised to RETRY_INTERVAL when below it)", NULL},
     {"WAIT_TIMEOUT", K_DURATION, MAIN, AT(wait_timeout_ms), "0", 0, INT64_MAX,
-     "overall deadline for reaching the database; 0: none"},
+     "overall deadline for reaching the database; 0: none", NULL},
     {"POD_NAME", K_TEXT, MAIN, AT(owner), NULL, 0, 0,
-     "the owner recorded in the lock and the history (default: the host name)"},
+     "the owner recorded in the lock and the history (default: the host name)", NULL},
     {"ALLOW_BREAKING", K_BOOL, MAIN, AT(allow_breaking), "false", 0, 0,
-     "allow versions the registry marks breaking: true"},
+     "allow versions the registry marks breaking: true", NULL},
     {"-allow-breaking", K_BOOL, MAIN, AT(allow_breaking), NULL, 0, 0,
-     "Apply versions the registry marks breaking"},
+     "Apply versions the registry marks breaking", NULL},
+    {"ON_FAILURE", K_CHOICE, MAIN, AT(on_failure), "dirty", 0, 0,
+     "when a migration fails: dirty (golang-migrate's: stay dirty at its version) or "
+     "rollback (run its down file, record the previous version clean)",
+     on_failure_choices},
+    {"-on-failure", K_CHOICE, MAIN, AT(on_failure), NULL, 0, 0,
+     "What to do when a migration fails: dirty or rollback", on_failure_choices},
+    {"MIGRATION_TIMEOUT", K_DURATION, MAIN, AT(migration_timeout_ms), "0", 0, INT64_MAX,
+     "a bound on one migration (each command gets maxTimeMS for the time left); past it "
+     "the migration has failed; 0: none",
+     NULL},
+    {"RUN_TIMEOUT", K_DURATION, MAIN, AT(run_timeout_ms), "0", 0, INT64_MAX,
+     "a deadline for the whole run: no migration starts that MIGRATION_TIMEOUT says could "
+     "end past it; the run stops between migrations, exit 10; 0: none",
+     NULL},
     {"DEPENDENCY_TIMEOUT", K_DURATION, MAIN, AT(dependency_timeout_ms), "5m", 0, INT64_MAX,
-     "how long to wait for another service's version (registry)"},
+     "how long to wait for another service's version (registry)", NULL},
     {"-prefetch", K_COUNT, MAIN, NO_FIELD, NULL, 0, UINT32_MAX,
-     "Accepted for compatibility; every file is read before the run"},
-};
+     "Accepted for compatibility; every file is read before the run", NULL}};
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -266,6 +286,13 @@ static int apply(struct config *c, const struct setting *s, const char *v)
 		log_set_level(l);
 		return 0;
 	}
+	case K_CHOICE:
+		for (int i = 0; s->choices[i]; i++)
+			if (strcmp(v, s->choices[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		return bad_value(s->name, v, "not one of the values -help lists");
 	case K_URL:
 	case K_URL_FILE:
 		return 0; /* config_load_database reads these itself */

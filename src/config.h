@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+enum on_failure { ON_FAILURE_DIRTY, ON_FAILURE_ROLLBACK };
+
 struct config {
 	/* config_early: what must hold before anything is logged. */
 	int log_format; /* enum log_format */
@@ -34,6 +36,9 @@ struct config {
 	int64_t stop_grace_ms;         /* after SIGTERM, before aborting a running migration */
 	bool allow_breaking;           /* ALLOW_BREAKING, -allow-breaking */
 	int64_t dependency_timeout_ms; /* DEPENDENCY_TIMEOUT */
+	int on_failure;                /* enum on_failure */
+	int64_t migration_timeout_ms;  /* 0: none */
+	int64_t run_timeout_ms;        /* 0: none */
 	bool has_target;               /* TARGET_VERSION, entrypoint mode */
 	int64_t target;
 	char *owner; /* POD_NAME, else the hostname */

@@ -16,10 +16,10 @@ static const struct exit_row table[] = {
     {EXIT_UNREACHABLE, "database unreachable: retries or deadline exhausted", "yes"},
     {EXIT_AUTH, "authentication or TLS failure", "no"},
     {EXIT_LOCK_TIMEOUT, "lock not acquired in time", "yes"},
-    {EXIT_MIGRATION, "a migration failed; the database is now dirty", "no"},
+    {EXIT_MIGRATION, "a migration failed; the database is dirty (or rolled back)", "no"},
     {EXIT_DIRTY, "the database was already dirty; nothing was run", "no"},
     {EXIT_LOCK_LOST, "the lock was lost during the run; stopped safely", "yes"},
-    {EXIT_PENDING, "pending work (plan) or target not reached in time (wait)", "-"},
+    {EXIT_PENDING, "pending work (plan), target not reached (wait), RUN_TIMEOUT reached", "-"},
     {EXIT_DEPENDENCY, "a dependency or policy of the migration registry is not met", "maybe"},
 };
 

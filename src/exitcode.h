@@ -15,10 +15,10 @@ enum exit_code {
 	EXIT_UNREACHABLE = 4,   /* database unreachable: retries or deadline exhausted */
 	EXIT_AUTH = 5,          /* authentication or TLS failure */
 	EXIT_LOCK_TIMEOUT = 6,  /* lock not acquired in time */
-	EXIT_MIGRATION = 7,     /* a migration failed; the database is now dirty */
+	EXIT_MIGRATION = 7,     /* a migration failed; dirty, or rolled back (ON_FAILURE) */
 	EXIT_DIRTY = 8,         /* the database was already dirty; nothing was run */
 	EXIT_LOCK_LOST = 9,     /* the lock was lost during the run; stopped safely */
-	EXIT_PENDING = 10,      /* pending work (plan) or target not reached in time (wait) */
+	EXIT_PENDING = 10,      /* pending work (plan), target not reached (wait), RUN_TIMEOUT */
 	EXIT_DEPENDENCY = 11,   /* a dependency or policy of the migration registry is not met */
 	EXIT_SIGNAL_BASE = 128, /* 128+n: stopped by signal n */
 };

@@ -21,7 +21,7 @@ struct history_rec {
 	const char *sha256;    /* NULL when the direction has no file */
 	int64_t started_at;    /* ms since the epoch, our wall clock */
 	int64_t finished_at;
-	const char *outcome; /* "applied" or "failed" */
+	const char *outcome; /* "applied", "failed" or "rolled_back" (ON_FAILURE) */
 	const char *error;   /* NULL unless failed */
 };
 

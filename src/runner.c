@@ -90,7 +90,11 @@ static int plan_request(const struct run *r, enum run_kind *kind, int64_t *arg)
 
 static int open_database(struct run *r)
 {
-	int rc = db_open(&r->d, &r->c->db, 0);
+	/* A reply that does not come within MIGRATION_TIMEOUT (and a little)
+	 * is given up on: the client side of the bound. */
+	int64_t t = r->c->migration_timeout_ms;
+	int rc = db_open(&r->d, &r->c->db,
+	                 t > 0 ? (int32_t)(t < INT32_MAX - 1000 ? t + 1000 : INT32_MAX) : 0);
 	if (rc)
 		return rc;
 	return wait_for_database(&r->d, r->c);
@@ -443,6 +447,8 @@ int runner_main(const struct command *cmd, struct config *c, const struct flag_v
 {
 	struct run r = {.cmd = cmd, .c = c, .from = VERSION_NIL, .started = now_ms()};
 	r.a = (struct apply){.d = &r.d, .l = &r.l, .c = c, .src = &r.src, .reg = &r.reg};
+	if (c->run_timeout_ms > 0)
+		r.a.run_deadline = r.started + c->run_timeout_ms;
 	given_flags = flags;
 	given_nflags = nflags;
 	progress_start(command_label(cmd));

@@ -1405,6 +1405,17 @@ def after_version_write(version, dirty):
     return rule
 
 
+def run_faults(binary, args, env, timeout=60):
+    """Run the crash-injection build (faults_bin) to its end or its fault."""
+    settled(binary)
+    argv = [str(binary)] + [str(a) for a in args]
+    p = subprocess.run(argv, env=clean_env(env), stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=timeout)
+    res = Result(argv, p.returncode, p.stdout, p.stderr)
+    check_mi_output(res, env)  # no canary, logs are JSON lines even when killed
+    return res
+
+
 def relay_factory_of(cls, upstream):
     """A fixture body: yields make() -> a new cls(upstream); closes them all after."""
     made = []

@@ -28,7 +28,6 @@ with generous bounds: other heavy jobs share this machine.
 """
 
 import os
-import subprocess
 import time
 
 import pytest
@@ -37,11 +36,9 @@ from conftest import (
     settled,
     MI_BIN,
     REPO,
-    Result,
     applied_logs,
-    check_mi_output,
-    clean_env,
     lock_free,
+    run_faults,
     run_mi,
     user_collections,
     version_of,
@@ -69,16 +66,6 @@ def mi(args, env, **kw):
     """run_mi, after waiting out a concurrent relink of bin/migrate-init."""
     settled(MI_BIN)
     return run_mi(args, env=env, **kw)
-
-
-def run_faults(binary, args, env, timeout=HANG):
-    settled(binary)
-    argv = [str(binary)] + [str(a) for a in args]
-    p = subprocess.run(argv, env=clean_env(env), stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=timeout)
-    res = Result(argv, p.returncode, p.stdout, p.stderr)
-    check_mi_output(res, env)  # no canary, logs are JSON lines even when killed
-    return res
 
 
 # --------------------------------------------------------------------------
