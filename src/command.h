@@ -50,10 +50,11 @@ struct command {
 	int64_t arg;      /* N or V */
 	const char *name; /* NAME (create) */
 	/* The commands' own flags. */
-	bool all;   /* down -all */
-	bool force; /* drop -f, unlock -force */
-	bool db;    /* validate -db */
-	bool json;  /* status -json */
+	bool all;          /* down -all */
+	bool force;        /* drop -f, unlock -force */
+	bool db;           /* validate -db */
+	bool json;         /* status -json */
+	const char *prune; /* backups -prune N */
 	const char *ext, *dir, *format, *tz, *digits;
 	bool seq; /* create */
 };

@@ -37,6 +37,8 @@ enum phase { EARLY, MAIN, DATABASE };
 
 /* In the order of enum on_failure. */
 static const char *const on_failure_choices[] = {"dirty", "rollback", NULL};
+/* In the order of enum backup. */
+static const char *const backup_choices[] = {"off", "touched", NULL};
 
 #define NO_FIELD ((size_t)-1)
 #define AT(field) offsetof(struct config, field)
@@ -121,6 +123,12 @@ static const struct setting {
      "a deadline for the whole run: no migration starts that MIGRATION_TIMEOUT says could "
      "end past it; the run stops between migrations, exit 10; 0: none",
      NULL},
+    {"BACKUP", K_CHOICE, MAIN, AT(backup), "off", 0, 0,
+     "touched: before the first pending migration, copy every collection the pending "
+     "migrations name to NAME__bak_V_TIME (restore V puts them back)",
+     backup_choices},
+    {"BACKUP_MAX_BYTES", K_COUNT, MAIN, AT(backup_max_bytes), "268435456", 0, INT64_MAX,
+     "over this many bytes in the collections to copy, refuse before any migration runs", NULL},
     {"DEPENDENCY_TIMEOUT", K_DURATION, MAIN, AT(dependency_timeout_ms), "5m", 0, INT64_MAX,
      "how long to wait for another service's version (registry)", NULL},
     {"-prefetch", K_COUNT, MAIN, NO_FIELD, NULL, 0, UINT32_MAX,

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 enum on_failure { ON_FAILURE_DIRTY, ON_FAILURE_ROLLBACK };
+enum backup { BACKUP_OFF, BACKUP_TOUCHED };
 
 struct config {
 	/* config_early: what must hold before anything is logged. */
@@ -39,7 +40,9 @@ struct config {
 	int on_failure;                /* enum on_failure */
 	int64_t migration_timeout_ms;  /* 0: none */
 	int64_t run_timeout_ms;        /* 0: none */
-	bool has_target;               /* TARGET_VERSION, entrypoint mode */
+	int backup;                    /* enum backup */
+	int64_t backup_max_bytes;
+	bool has_target; /* TARGET_VERSION, entrypoint mode */
 	int64_t target;
 	char *owner; /* POD_NAME, else the hostname */
 

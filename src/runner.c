@@ -1,12 +1,14 @@
 #include "runner.h"
 
 #include "apply.h"
+#include "backup.h"
 #include "db.h"
 #include "exitcode.h"
 #include "fault.h"
 #include "inspect.h"
 #include "lock.h"
 #include "log.h"
+#include "parse.h"
 #include "plan.h"
 #include "progress.h"
 #include "registry.h"
@@ -164,7 +166,8 @@ int runner_migrate(struct run *r)
 		return dirty_refusal(r->from);
 	r->a.from = r->from;
 	rc = plan_build(&r->src, r->from, kind, arg, &p);
-	if (rc == 0 && (rc = apply_check_files(&r->a, &p)) == 0)
+	if (rc == 0 && (rc = apply_check_files(&r->a, &p)) == 0 &&
+	    (rc = backup_take(&r->d, &r->l, r->c, &p, r->from)) == 0)
 		rc = apply_plan(&r->a, &p);
 	plan_free(&p);
 	return rc;
@@ -384,6 +387,37 @@ int runner_version(struct run *r)
 		printf("%" PRId64 "%s\n", r->from, dirty ? " (dirty)" : "");
 	fflush(stdout);
 	return 0;
+}
+
+int runner_restore(struct run *r)
+{
+	int rc;
+	bool dirty;
+	int64_t to;
+	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
+		return rc;
+	locked(r);
+	if ((rc = lock_claim_state(&r->l, &r->from, &dirty)))
+		return rc;
+	set_from(r, r->from, dirty);
+	return backup_restore(&r->d, &r->l, r->c, (uint64_t)r->cmd->arg, &to);
+}
+
+int runner_backups(struct run *r)
+{
+	uint64_t keep = 0;
+	int rc;
+	if (r->cmd->prune && !parse_uint(r->cmd->prune, INT64_MAX, &keep)) {
+		log_error("backups: can't read -prune N", F_STR("value", r->cmd->prune));
+		return EXIT_USAGE;
+	}
+	if ((rc = open_database(r)))
+		return rc;
+	/* Pruning drops collections: one runner at a time. */
+	if (r->cmd->prune && (rc = lock_acquire(&r->l, &r->d, r->c)))
+		return rc;
+	locked(r);
+	return backup_list(&r->d, r->c, r->cmd->prune ? (int64_t)keep : -1);
 }
 
 static void summary(const struct run *r, int rc, char *status, size_t len)

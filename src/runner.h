@@ -30,5 +30,7 @@ int runner_validate(struct run *r);
 int runner_status(struct run *r);
 int runner_plan(struct run *r);
 int runner_wait(struct run *r);
+int runner_restore(struct run *r);
+int runner_backups(struct run *r);
 
 #endif

@@ -156,7 +156,7 @@ def _run(binary, args, env=None, input=None, timeout=60, cwd=None):
 
 
 # Arguments after which migrate-init legitimately prints on stdout.
-OUTPUT_COMMANDS = {"version", "create", "validate", "status", "plan", "-version", "--version",
+OUTPUT_COMMANDS = {"version", "create", "validate", "status", "plan", "backups", "-version", "--version",
                    "-help", "--help", "-h"}
 
 
