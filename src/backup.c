@@ -202,11 +202,13 @@ static bool flush(mongoc_bulk_operation_t **bulk, mongoc_collection_t *to, size_
 static int copy_collection(struct db *d, struct lock *l, const char *from, const char *to,
                            int64_t *docs)
 {
-	bson_error_t err;
+	bson_error_t err = {0};
 	bson_t options;
 	*docs = 0;
 	if (!find_collection(d, from, &options, &err)) {
 		bson_destroy(&options);
+		if (!err.message[0])
+			bson_set_error(&err, 0, 0, "the collection does not exist");
 		return failed("cannot read the collection to copy", from, &err);
 	}
 	bson_t cmd = BSON_INITIALIZER;
