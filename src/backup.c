@@ -415,7 +415,7 @@ int backup_take(struct db *d, struct lock *l, const struct config *c, const stru
 	int64_t docs_total = 0;
 	for (size_t i = 0; i < ns.n && rc == 0; i++) {
 		char bak[256];
-		int64_t docs;
+		int64_t docs = 0;
 		snprintf(bak, sizeof bak, "%s" BAK_INFIX "%s", ns.v[i], id);
 		if ((rc = lock_check(l)) == 0 &&
 		    (rc = copy_collection(d, l, ns.v[i], bak, &docs)) == 0)
