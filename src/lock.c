@@ -437,9 +437,18 @@ int lock_check(struct lock *l)
 }
 
 #define CLAIM_ATTEMPTS 10
+/* After a wait (a takeover, ours or another waiter's), other waiters may
+ * still have a revoke of the old token in flight. FerretDB v1 applies a
+ * conditional update as read-then-write, so one that read the state before
+ * our claim can land after it and overwrite our token: we would then stop
+ * at our first write (exit 9, safe, but for nothing). Such a write lands
+ * within one update's time: a claim after a wait is confirmed twice, this
+ * far apart. */
+#define CLAIM_SETTLE_MS 50
 
 int lock_claim_state(struct lock *l, int64_t *version, bool *dirty)
 {
+	bool confirmed_once = false;
 	for (int attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
 		bool claimed;
 		/* A runner whose lease ran out must not claim over its successor. */
@@ -447,8 +456,11 @@ int lock_claim_state(struct lock *l, int64_t *version, bool *dirty)
 		if (rc || (rc = db_claim_state(l->d, l->held ? l->token : NULL, version, dirty,
 		                               &claimed)))
 			return rc;
-		if (claimed)
+		if (claimed && (!l->held || !l->waited || confirmed_once))
 			return 0;
+		confirmed_once = claimed;
+		if (claimed)
+			stop_sleep_ms(CLAIM_SETTLE_MS);
 	}
 	log_error("cannot claim the migration state: it keeps changing under us; something "
 	          "writes it without holding the lock",

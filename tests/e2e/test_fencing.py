@@ -293,7 +293,7 @@ def test_racing_takeovers_have_one_winner(holder, procs, new_db, tmp_path):
                             POD_NAME=f"r{rnd}-{i}") for i in range(RUNNERS)]
         results = [p.finish(timeout=120) for p in runners]
         for res in results:
-            assert res.returncode == 0, res
+            assert res.returncode == 0, f"round {rnd}: {res!r}\n{res.stderr}"
         removals = [r for r in results if TOOK_OVER in msgs(r) or REMOVED_LOST_RACE in msgs(r)]
         assert len(removals) == 1, f"round {rnd}: {len(removals)} runners removed the expired lock"
         workers = [applied_versions(r) for r in results if applied_versions(r)]
