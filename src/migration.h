@@ -21,8 +21,8 @@ bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *
 
 bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t errlen);
 
-/* A YAML list of command documents (comments allowed); errors start with
- * "line:column:". */
+/* A YAML list of command documents (comments allowed), as the JSON text
+ * yaml.h turns it into; errors start with "line:column:". */
 bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t errlen);
 
 /* A YAML mapping (a configuration file) with the same typing rules. */
