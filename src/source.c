@@ -325,6 +325,18 @@ static int scan(const char *dir, struct entry **out, size_t *nout)
 	return 0;
 }
 
+/* dir/fname without printf, which was a measurable part of loading 2000
+ * files in the static build. */
+static char *join_path(const char *dir, size_t dlen, const char *fname)
+{
+	size_t flen = strlen(fname);
+	char *path = bson_malloc(dlen + flen + 2);
+	memcpy(path, dir, dlen);
+	path[dlen] = '/';
+	memcpy(path + dlen + 1, fname, flen + 1);
+	return path;
+}
+
 int source_load(struct source *s, const char *dir)
 {
 	memset(s, 0, sizeof *s);
@@ -336,6 +348,7 @@ int source_load(struct source *s, const char *dir)
 		return rc;
 	s->m = bson_malloc0((n ? n : 1) * sizeof *s->m);
 	struct reader r = {.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+	size_t dlen = strlen(dir);
 	for (size_t i = 0; i < n; i++) {
 		if (s->n == 0 || s->m[s->n - 1].version != e[i].parts.version) {
 			struct migration *m = &s->m[s->n++];
@@ -343,7 +356,7 @@ int source_load(struct source *s, const char *dir)
 			m->name = bson_strndup(e[i].parts.name, e[i].parts.name_len);
 		}
 		struct mfile *mf = bson_malloc0(sizeof *mf);
-		mf->path = bson_strdup_printf("%s/%s", dir, e[i].fname);
+		mf->path = join_path(dir, dlen, e[i].fname);
 		s->m[s->n - 1].file[e[i].parts.dir] = mf;
 		/* A broken one is kept. */
 		read_body(&r, mf->path, e[i].fname, e[i].parts.ext, mf);
