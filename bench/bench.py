@@ -9,7 +9,9 @@ Tools: migrate-init (bin/static/migrate-init when it exists, and
 bin/migrate-init; both copied to a scratch directory at the start so a
 rebuild during the run changes nothing), the golang-migrate v4.20.1 CLI
 (scripts/versions.sh), the seed article's entrypoint script around
-golang-migrate (bench/seed-entrypoint.sh), and bench/floor.c (compiled here).
+golang-migrate (bench/seed-entrypoint.sh), and bench/floor.c (compiled here),
+run as the floor (bodies only) and as the golang-migrate-compatible floor
+(`-compat`: a dirty and a clean mark of the state around each body).
 
 Every process this starts runs in its own session and is killed (by process
 group) if still alive at the end; FerretDB is stopped and the scratch
@@ -51,6 +53,8 @@ N_UP = int(os.environ.get("BENCH_MIGRATIONS") or 1000)
 RUNNERS = int(os.environ.get("BENCH_RUNNERS") or 20)
 OUT = Path(os.environ.get("BENCH_OUT") or REPO / "docs" / "BENCHMARKS.md")
 LOCK_COLL = "migrate_advisory_lock"
+# The least a golang-migrate-compatible runner does: bench/floor.c -compat.
+COMPAT = "compatible floor (bench/floor.c -compat)"
 
 if REPS < 1 or N_UP < 1 or RUNNERS < 1:
     sys.exit("bench: BENCH_REPS, BENCH_MIGRATIONS and BENCH_RUNNERS must be >= 1")
@@ -635,6 +639,7 @@ class Bench:
         variants.append((f"{self.primary}, x-history=false",
                          self.cli([self.mi[self.primary]], d, "{url}?x-history=false", "up")))
         variants.append(("floor (bench/floor.c)", [self.floor, "{url}", d]))
+        variants.append((COMPAT, [self.floor, "-compat", "{url}", d]))
         res = {n: [] for n, _ in variants}
         for rep in range(REPS):
             order = variants[rep % len(variants):] + variants[:rep % len(variants)]
@@ -847,6 +852,7 @@ class Bench:
         for f in sorted(self.sets["up"].glob("*.up.json"))[:n]:
             shutil.copy(f, sub / f.name)
         variants.append(("floor (bench/floor.c)", [self.floor, "{url}", sub]))
+        variants.append((COMPAT, [self.floor, "-compat", "{url}", sub]))
         for name, argv in variants:
             db = f"bench_wire_{re.sub(r'[^a-z]', '', name.lower())[:20]}"
             self.drop(db)
@@ -1052,60 +1058,88 @@ def explain(R, b, got, upm):
     n, W = R["wire"]
     costs = {name: wall for name, wall, _ in R.get("costs", [])}
     cpu = {name: c for name, _, c in R.get("costs", [])}
-    if (got["up"] < 3 or got["floor"] > 1.5) and P in W and costs:
+    key = {
+        "find migrate_advisory_lock": "find limit 1 on the lock",
+        "update schema_migrations": "fenced update of the state document (migrate-init's version write)",
+        "insert schema_migrations_history": "insert of a history document (migrate-init)",
+        "insert bench": "insert of one small document (the migration body)",
+    }
+    if (got["up"] < 3 or got["compat"] > 1.25) and P in W and costs:
         c = W[P]["counts"]
         per = {k: v / n for k, v in c.items()}
-        key = {
-            "find migrate_advisory_lock": "find limit 1 on the lock",
-            "update schema_migrations": "fenced update of the state document (migrate-init's version write)",
-            "insert schema_migrations_history": "insert of a history document (migrate-init)",
-            "insert bench": "insert of one small document (the migration body)",
-        }
         body = cpu[key["insert bench"]]
         upd = cpu[key["update schema_migrations"]]
         dropins = cpu["drop + insert of the state collection (golang-migrate's version write)"]
-        mi_pred = sum(per.get(k, 0) * cpu[v] for k, v in key.items())
+        # Commands sent once per migration or more (they scale with the set)
+        # and the ones sent once per run.
+        each = sorted(((k, v) for k, v in c.items() if v >= n), key=lambda kv: -kv[1])
+        fixed = sorted(((k, v) for k, v in c.items() if v < n), key=lambda kv: -kv[1])
+        mi_pred = sum(v / n * cpu[key[k]] for k, v in each if k in key)
         gm_pred = 2 * dropins + body
         minimal = 2 * upd + body
-        parts = ", ".join(f"{per.get(k, 0):.0f}x `{k}` ({cpu[v] * 1000:.2f} ms)" for k, v in key.items())
-        fence = per.get("find migrate_advisory_lock", 0) * cpu[key["find migrate_advisory_lock"]]
-        hist = per.get("insert schema_migrations_history", 0) * cpu[key["insert schema_migrations_history"]]
+        parts = ", ".join(f"{v / n:.0f}x `{k}`" + (f" ({cpu[key[k]] * 1000:.2f} ms)" if k in key else "")
+                          for k, v in each)
+        lock = [(k, v) for k, v in c.items() if k.endswith(" " + LOCK_COLL)]
+        lock_each = [k for k, v in lock if v >= n]
+        cf = upm.get(COMPAT)
         out.append(
-            f"**up of {N_UP} and the floor.** The time is FerretDB working, not the client: during up of "
-            f"{N_UP}, {P} used {upm[P]['cpu']:.2f} s of CPU and FerretDB {upm[P]['fcpu']:.2f} s, of "
-            f"{upm[P]['wall']:.2f} s wall (golang-migrate: {upm[GM]['cpu']:.2f} s and "
+            f"**up of {N_UP}: where the server's time goes.** The time is FerretDB working, not the client: "
+            f"during up of {N_UP}, {P} used {upm[P]['cpu']:.2f} s of CPU and FerretDB {upm[P]['fcpu']:.2f} s, "
+            f"of {upm[P]['wall']:.2f} s wall (golang-migrate: {upm[GM]['cpu']:.2f} s and "
             f"{upm[GM]['fcpu']:.2f} s of {upm[GM]['wall']:.2f} s; the floor: {upm[floor_name()]['fcpu']:.2f} s "
-            f"of FerretDB CPU). Per migration {P} sends {W[P]['total'] / n:.1f} commands: {parts} of "
-            f"FerretDB CPU each (table \"FerretDB cost per command\"), {mi_pred * 1000:.2f} ms of server "
-            f"work per migration (measured: {upm[P]['fcpu'] / N_UP * 1000:.2f} ms). golang-migrate sends "
-            f"the body and two drop+insert of `schema_migrations` ({dropins * 1000:.2f} ms each): "
-            f"{gm_pred * 1000:.2f} ms (measured: {upm[GM]['fcpu'] / N_UP * 1000:.2f} ms). The floor sends "
-            f"only the body ({body * 1000:.2f} ms). The least a golang-migrate-compatible runner writes per "
-            f"migration (version dirty, body, version clean, no history) is "
-            f"{minimal * 1000:.2f} ms with migrate-init's update: {minimal / body:.1f}x the floor, and "
-            f"golang-migrate's {gm_pred * 1000:.2f} ms is only {gm_pred / minimal:.1f}x that. So on this server neither 1.5x the floor "
-            "nor 3x golang-migrate is reachable for one-command migrations while keeping golang-migrate's "
-            "dirty/clean state protocol (two state writes per migration, each dearer here than the "
-            "one-document insert it wraps). Fencing is in the version writes' filter (no command of its "
-            f"own: reads of the lock per migration cost {fence * 1000:.2f} ms); on top of that minimum the "
-            f"history insert adds {hist * 1000:.2f} ms per migration (compare the "
-            "`x-history=false` row). The golang-migrate ratio grows when writes get dearer relative to "
-            "reads (its drop re-creates a collection every time), e.g. on a busy disk.")
+            f"of FerretDB CPU"
+            + (f"; the compatible floor: {cf['fcpu']:.2f} s" if cf else "") + "). "
+            f"Per migration {P} sends {W[P]['total'] / n:.1f} commands (wire profile, `up {n}`); the ones "
+            f"sent for every migration are {parts} of FerretDB CPU each (table \"FerretDB cost per "
+            f"command\"), {mi_pred * 1000:.2f} ms of server work per migration (measured: "
+            f"{upm[P]['fcpu'] / N_UP * 1000:.2f} ms); the rest, "
+            + ", ".join(f"`{k}` {v}" for k, v in fixed)
+            + f", is sent once per run. Fencing has no command of its own: the lock token is in the "
+            f"version writes' filter, and the lock collection saw "
+            f"{sum(v for _, v in lock)} commands in the whole run ("
+            + (", ".join(f"`{k}` {v}" for k, v in lock) or "none") + "), "
+            + (f"of them per migration: {', '.join('`' + k + '`' for k in lock_each)}. "
+               if lock_each else "none of them per migration. ")
+            + f"golang-migrate sends the body and two drop+insert of `schema_migrations` "
+            f"({dropins * 1000:.2f} ms each): {gm_pred * 1000:.2f} ms (measured: "
+            f"{upm[GM]['fcpu'] / N_UP * 1000:.2f} ms). The floor sends only the body ({body * 1000:.2f} ms). "
+            f"The least a golang-migrate-compatible runner writes per migration (version dirty, body, version "
+            f"clean, no history) is {minimal * 1000:.2f} ms with migrate-init's update"
+            + (f" (the compatible floor, which sends exactly that, measured "
+               f"{cf['fcpu'] / N_UP * 1000:.2f} ms)" if cf else "")
+            + f": {minimal / body:.1f}x the floor, and golang-migrate's {gm_pred * 1000:.2f} ms is only "
+            f"{gm_pred / minimal:.1f}x that. "
+            + ("So on this server 3x golang-migrate is not reachable for one-command migrations while "
+               "keeping golang-migrate's dirty/clean state protocol (two state writes per migration, each "
+               "dearer here than the one-document insert it wraps), and the bodies-only floor is no "
+               "yardstick for a runner that keeps that protocol: hence the goal against the compatible "
+               "floor. " if gm_pred / minimal < 3 else "")
+            + "The golang-migrate ratio grows when writes get dearer relative to reads (its drop "
+            "re-creates a collection every time), e.g. on a busy disk.")
     sc = R.get("syscalls", {})
-    if "migrate-init (static)" in sc and "migrate-init (dynamic)" in sc:
+    fbr = R["first_byte"].get(f"up{N_UP}", {})
+    if "migrate-init (static)" in sc and "migrate-init (dynamic)" in sc and got["first"] > 1.5 and fbr:
         st, dy = sc["migrate-init (static)"], sc["migrate-init (dynamic)"]
-        fb = R["first_byte"]
-        case = f"up{N_UP}"
-        if case in fb:
-            out.append(
-                f"**Start-up with many files (not a goal, but it shows in the first-byte table).** "
-                f"migrate-init reads and parses every file before it connects. For the {N_UP}-file set "
-                f"that takes the static build {fmt_ms(st.get('_wall', float('nan')))} "
-                f"(`validate`, offline) against {fmt_ms(dy.get('_wall', float('nan')))} for the dynamic "
-                f"build: the static build's allocator (musl) made {st.get('mmap', 0)} `mmap` and "
-                f"{st.get('munmap', 0)} `munmap` calls for it (glibc: {dy.get('mmap', 0)} and "
-                f"{dy.get('munmap', 0)}), each new mapping then page-faulted in. golang-migrate reads "
-                "files lazily, one migration at a time.")
+        demo = R["first_byte"].get("demo", {})
+        vw = R.get("version_wall", {})
+        files = 2 * N_UP
+        calls = sum(v for k, v in st.items() if not k.startswith("_"))
+        load = st.get("_wall", float("nan")) - vw.get(P, float("nan"))
+        target = 1.5 * med(fbr[GM]["first"])
+        out.append(
+            f"**First byte with {N_UP} files.** migrate-init reads and parses every file before it "
+            f"connects (so that a broken file fails the run before anything is applied); golang-migrate "
+            f"lists the directory and reads files lazily, one migration at a time: its first byte is "
+            f"{fmt_ms(med(fbr[GM]['first']))}, 1.5x that is {fmt_ms(target)}. With nothing much to read "
+            + (f"(the demo set) {P}'s first byte is {fmt_ms(med(demo[P]['first']))} (golang-migrate: "
+               f"{fmt_ms(med(demo[GM]['first']))}); " if P in demo and GM in demo else "")
+            + f"reading, hashing and parsing the {files} files of the {N_UP}-migration set takes {P} "
+            f"{fmt_ms(st.get('_wall', float('nan')))} (`validate`, offline; {fmt_ms(load)} more than "
+            f"`-version`; the dynamic build {fmt_ms(dy.get('_wall', float('nan')))}), with "
+            f"{calls / files:.1f} system calls per file ({calls} in all: open, fstat, read and close per "
+            f"file, {st.get('mmap', 0)} `mmap` and {st.get('munmap', 0)} `munmap`; glibc: "
+            f"{dy.get('mmap', 0)} and {dy.get('munmap', 0)}). What is left is that work itself: per file "
+            "four system calls, a SHA-256 (the history record's) and libbson's JSON parse.")
     if got["handoff"] > 0.25:
         out.append("**Handoff.** migrate-init's waiter polls with a backoff capped at 250 ms, so the "
                    "handoff is up to 250 ms plus taking the lock and the first migration's state writes.")
@@ -1132,6 +1166,52 @@ def explain(R, b, got, upm):
             "so reaching 5x needs a cheaper start and exit or fewer round trips (e.g. no lock when "
             "nothing is pending).")
     return out
+
+
+def compat_breakdown(R, b, upm):
+    """Where up of N_UP's time goes beyond the compatible floor's, per migration, from this run."""
+    P = b.primary
+    nohist = f"{P}, x-history=false"
+    n, W = R["wire"]
+    costs = {name: wall for name, wall, _ in R.get("costs", [])}
+    cpu = {name: c for name, _, c in R.get("costs", [])}
+    hist_key = "insert of a history document (migrate-init)"
+    if COMPAT not in upm or nohist not in upm:
+        return None
+    a, b_, c_ = (upm[x]["wall"] / N_UP for x in (P, COMPAT, nohist))
+    fa, fb_, fc = (upm[x]["fcpu"] / N_UP for x in (P, COMPAT, nohist))
+    ca, cb, cc = (upm[x]["cpu"] / N_UP for x in (P, COMPAT, nohist))
+    hist_w = costs.get(hist_key, float("nan"))
+    hist_c = cpu.get(hist_key, float("nan"))
+    fixed_p = sorted((k for k, v in W.get(P, {}).get("counts", {}).items() if v < n))
+    fixed_c = sorted((k for k, v in W.get(COMPAT, {}).get("counts", {}).items() if v < n))
+    budget = 1.25 * b_ - c_
+    if a <= 1.25 * b_:
+        verdict = (f"This run is within 1.25x, {(1.25 * b_ - a) * 1000:.2f} ms per migration to spare; the "
+                   "repetitions' ranges (the up table below) overlap, so another run may land on "
+                   "either side.")
+    elif budget > 0:
+        verdict = (f"Within 1.25x with history on, the history record could cost at most "
+                   f"{budget * 1000:.2f} ms per migration, {budget / (a - c_) * 100:.0f} % of what it costs "
+                   "now (e.g. written in one batch per run, or as an update of the state document instead of "
+                   "its own insert); that is a change to the apply protocol, not made here.")
+    else:
+        verdict = ("Even without the history record it is over 1.25x, so the history insert is not the "
+                   "only excess.")
+    return (
+        f"Per migration, {P} takes {a * 1000:.2f} ms of wall time against the compatible floor's "
+        f"{b_ * 1000:.2f} ms ({a / b_:.2f}x; 1.25x is {1.25 * b_ * 1000:.2f} ms). Of the "
+        f"{(a - b_) * 1000:.2f} ms difference, {(a - c_) * 1000:.2f} ms is the history insert: with "
+        f"`x-history=false`, {P} takes {c_ * 1000:.2f} ms per migration, {c_ / b_:.2f}x the compatible "
+        f"floor (pymongo alone measures that insert at {hist_w * 1000:.2f} ms of wall time and "
+        f"{hist_c * 1000:.2f} ms of FerretDB CPU). The other {(c_ - b_) * 1000:.2f} ms is what "
+        f"{P} does besides the same three commands per migration (two state updates, whose filter also "
+        "carries the lock token, and the body): its commands once per run ("
+        + ", ".join(f"`{k}`" for k in fixed_p if k not in fixed_c)
+        + f", spread over {N_UP} migrations), its own CPU ({cc * 1000:.2f} ms per migration against the "
+        f"compatible floor's {cb * 1000:.2f} ms: logging, the lock heartbeat, checks) and FerretDB's CPU "
+        f"({fc * 1000:.2f} ms per migration against {fb_ * 1000:.2f} ms). With history on, FerretDB "
+        f"spent {fa * 1000:.2f} ms per migration and {P} {ca * 1000:.2f} ms of its own CPU. " + verdict)
 
 
 def write_report(R, b):
@@ -1175,7 +1255,9 @@ def write_report(R, b):
     size_ratio = ratio(S[GM]["stripped"], S[P]["stripped"])
     rss_ratio = ratio(upm[GM]["rss"], upm[P]["rss"])
     up_ratio = ratio(upm[GM]["wall"], upm[P]["wall"])
-    floor_ratio = ratio(upm[P]["wall"], upm[floor]["wall"])
+    compat_ratio = ratio(upm[P]["wall"], upm[COMPAT]["wall"])
+    fb_up = R["first_byte"].get(f"up{N_UP}", {})
+    first_ratio = ratio(med(fb_up[P]["first"]), med(fb_up[GM]["first"])) if fb_up else float("nan")
     ho = {n: med([x["handoff"] for x in xs]) for n, xs in R["handoff"].items()}
     ent = R["entrypoint"]
     seed = "seed script + golang-migrate"
@@ -1194,9 +1276,13 @@ def write_report(R, b):
                 f"{fmt_kib(upm[P]['rss'])} vs {fmt_kib(upm[GM]['rss'])}: {rss_ratio:.2f}x", rss_ratio >= 4))
     w(goal_line(f"up of {N_UP} at least 3x faster than golang-migrate",
                 f"{fmt_s(upm[P]['wall'])} vs {fmt_s(upm[GM]['wall'])}: {up_ratio:.2f}x", up_ratio >= 3))
-    w(goal_line(f"up of {N_UP} at most 1.5x the floor",
-                f"{fmt_s(upm[P]['wall'])} vs {fmt_s(upm[floor]['wall'])}: {floor_ratio:.2f}x",
-                floor_ratio <= 1.5))
+    w(goal_line(f"up of {N_UP} at most 1.25x the compatible floor (history on)",
+                f"{fmt_s(upm[P]['wall'])} vs {fmt_s(upm[COMPAT]['wall'])}: {compat_ratio:.2f}x",
+                compat_ratio <= 1.25))
+    if fb_up:
+        w(goal_line(f"first byte with {N_UP} files at most 1.5x golang-migrate's",
+                    f"{fmt_ms(med(fb_up[P]['first']))} vs {fmt_ms(med(fb_up[GM]['first']))}: "
+                    f"{first_ratio:.2f}x", first_ratio <= 1.5))
     w(goal_line("lock handoff within 250 ms (median)", f"{fmt_ms(ho[P])} (golang-migrate: {fmt_ms(ho[GM])})",
                 ho[P] <= 0.25))
     w(goal_line("entrypoint flow at least 5x faster than the seed script",
@@ -1204,8 +1290,15 @@ def write_report(R, b):
                 ent_ratio >= 5))
     w("")
 
-    why = explain(R, b, dict(size=size_ratio, rss=rss_ratio, up=up_ratio, floor=floor_ratio,
-                             handoff=ho[P], entry=ent_ratio), upm)
+    cb_text = compat_breakdown(R, b, upm)
+    if cb_text:
+        w(f"### up of {N_UP} against the compatible floor")
+        w("")
+        w(cb_text)
+        w("")
+
+    why = explain(R, b, dict(size=size_ratio, rss=rss_ratio, up=up_ratio, compat=compat_ratio,
+                             first=first_ratio, handoff=ho[P], entry=ent_ratio), upm)
     if why:
         w("### Why the missed goals are missed")
         w("")
@@ -1264,14 +1357,18 @@ def write_report(R, b):
       "during the run (from /proc). The order of the tools rotates between repetitions. "
       "`x-history=false` (no history document per migration) is there to show what the history costs. "
       "The floor (bench/floor.c) connects once and sends the same commands with no state, lock, history "
-      "or logging.")
+      "or logging. The compatible floor (bench/floor.c -compat) is the least a golang-migrate-compatible "
+      "runner can do: the same, plus the state document marked dirty before each body and clean after it "
+      "(one update with upsert each, shaped like migrate-init's version write, with no lock token).")
     w("")
-    w("| tool | wall | peak RSS | tool CPU | FerretDB CPU | golang-migrate / this (wall) | this / floor (wall) |")
-    w("|---|---|---|---|---|---|---|")
+    w("| tool | wall | peak RSS | tool CPU | FerretDB CPU | golang-migrate / this (wall) | this / floor (wall) "
+      "| this / compatible floor (wall) |")
+    w("|---|---|---|---|---|---|---|---|")
     for name, xs in up.items():
         w(f"| {name} | {spread([x['wall'] for x in xs], fmt_s)} | {spread([x['rss'] for x in xs], fmt_kib)} | "
           f"{upm[name]['cpu']:.2f} s | {upm[name]['fcpu']:.2f} s | {ratio(upm[GM]['wall'], upm[name]['wall']):.2f}x | "
-          f"{ratio(upm[name]['wall'], upm[floor]['wall']):.2f}x |")
+          f"{ratio(upm[name]['wall'], upm[floor]['wall']):.2f}x | "
+          f"{ratio(upm[name]['wall'], upm[COMPAT]['wall']):.2f}x |")
     w("")
     w(f"Peak RSS, golang-migrate / this: " + ", ".join(
         f"{n} {ratio(upm[GM]['rss'], upm[n]['rss']):.2f}x" for n in b.mi) + ".")
@@ -1435,12 +1532,12 @@ def write_report(R, b):
           "loading `up` does before it connects): median wall time, and the system calls `strace -f -c` "
           "counted in one more run.")
         w("")
-        w("| build | wall | mmap | munmap | open | read | all system calls |")
+        w("| build | wall | mmap | munmap | open(at) | read | all system calls |")
         w("|---|---|---|---|---|---|---|")
         for name, x in sc.items():
             tot = sum(v for k, v in x.items() if not k.startswith("_"))
             w(f"| {name} | {fmt_ms(x.get('_wall', float('nan')))} | {x.get('mmap', 0)} | {x.get('munmap', 0)} | "
-              f"{x.get('open', x.get('openat', 0))} | {x.get('read', 0)} | {tot} |")
+              f"{x.get('open', 0) + x.get('openat', 0)} | {x.get('read', 0)} | {tot} |")
         w("")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(L) + "\n")

@@ -1,11 +1,20 @@
 /*
- * bench/floor.c: the floor for `make bench`. The least any tool can do to
+ * bench/floor.c: the floors for `make bench`. The least any tool can do to
  * apply a directory of golang-migrate MongoDB migrations: connect once, read
  * every NNN_name.up.json in version order, parse its body (a JSON array of
  * command documents) and run each command with runCommand against the URL's
  * database. No state document, no lock, no history, no logging.
  *
- *   floor URL DIR      exit 0 when every command succeeded
+ * With -compat, the least a golang-migrate-compatible runner can do: the
+ * same, with the migration state golang-migrate reads (schema_migrations,
+ * one {version, dirty} document) marked dirty before each body and clean
+ * after it, so that a crash in between leaves it dirty. Each mark is one
+ * update with upsert of the state document, the shape of migrate-init's
+ * version write (src/db.c db_set_version: {_id: "migrate-init"}, $set of
+ * version (int32 when it fits) and dirty) without its lock token in the
+ * filter, since there is no lock to fence to.
+ *
+ *   floor [-compat] URL DIR      exit 0 when every command succeeded
  *
  * Built by bench/bench.py with `cc bench/floor.c $(pkg-config --cflags --libs
  * libmongoc-1.0)`; not part of migrate-init.
@@ -14,6 +23,8 @@
 
 #include <dirent.h>
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,10 +69,40 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* The dirty or clean mark of -compat; false after printing why. */
+static bool set_version(mongoc_collection_t *state, uint64_t version, bool dirty)
+{
+	bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, opts = BSON_INITIALIZER, set,
+	       reply;
+	bson_error_t err;
+	BSON_APPEND_UTF8(&filter, "_id", "migrate-init");
+	BSON_APPEND_BOOL(&opts, "upsert", true);
+	BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+	if (version <= INT32_MAX)
+		BSON_APPEND_INT32(&set, "version", (int32_t)version);
+	else
+		BSON_APPEND_INT64(&set, "version", (int64_t)version);
+	BSON_APPEND_BOOL(&set, "dirty", dirty);
+	bson_append_document_end(&update, &set);
+	bool ok = mongoc_collection_update_one(state, &filter, &update, &opts, &reply, &err);
+	if (!ok)
+		fprintf(stderr, "floor: version %" PRIu64 ": %s\n", version, err.message);
+	bson_destroy(&reply);
+	bson_destroy(&filter);
+	bson_destroy(&update);
+	bson_destroy(&opts);
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
+	bool compat = argc > 1 && strcmp(argv[1], "-compat") == 0;
+	if (compat) {
+		argv++;
+		argc--;
+	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: floor URL DIR\n");
+		fprintf(stderr, "usage: floor [-compat] URL DIR\n");
 		return 2;
 	}
 	DIR *d = opendir(argv[2]);
@@ -99,6 +140,7 @@ int main(int argc, char **argv)
 	mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
 	const char *dbname = mongoc_uri_get_database(uri);
 	mongoc_database_t *db = mongoc_client_get_database(client, dbname ? dbname : "test");
+	mongoc_collection_t *state = mongoc_database_get_collection(db, "schema_migrations");
 	int rc = 0;
 	size_t commands = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -116,6 +158,8 @@ int main(int argc, char **argv)
 			rc = 3;
 			break;
 		}
+		if (compat && !set_version(state, ups[i].version, true))
+			rc = 7;
 		bson_iter_t it;
 		bson_iter_init(&it, body);
 		while (rc == 0 && bson_iter_next(&it)) {
@@ -142,10 +186,13 @@ int main(int argc, char **argv)
 			commands++;
 		}
 		bson_destroy(body);
+		if (rc == 0 && compat && !set_version(state, ups[i].version, false))
+			rc = 7;
 	}
 	for (size_t i = 0; i < n; i++)
 		free(ups[i].path);
 	free(ups);
+	mongoc_collection_destroy(state);
 	mongoc_database_destroy(db);
 	mongoc_client_destroy(client);
 	mongoc_uri_destroy(uri);

@@ -1,14 +1,30 @@
-/* libFuzzer: YAML migration bodies and YAML configuration files. */
+/* libFuzzer: YAML migration bodies (each alone and through one parser shared
+ * by every input, as source_load reads them: the same bytes or the same
+ * error) and YAML configuration files. */
 #include "migration.h"
+
+#include <string.h>
+
+static struct migration_parser *shared;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[512];
+	char err[512], err2[512];
 	bson_t *b = migration_parse_yaml(data, size, err, sizeof err);
+	if (!shared)
+		shared = migration_parser_new();
+	bson_t *s = migration_parse(shared, "yaml", data, size, err2, sizeof err2);
+	if (!b != !s)
+		__builtin_trap();
 	if (b) {
 		if (migration_check_commands(b, err, sizeof err) != 0)
 			__builtin_trap();
+		if (b->len != s->len || memcmp(bson_get_data(b), bson_get_data(s), b->len) != 0)
+			__builtin_trap();
 		bson_destroy(b);
+		bson_destroy(s);
+	} else if (strcmp(err, err2) != 0) {
+		__builtin_trap();
 	}
 	b = yaml_parse_mapping(data, size, err, sizeof err);
 	if (b)

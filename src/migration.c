@@ -1,20 +1,25 @@
 #include "migration.h"
 
-#include <math.h>
-#include <yaml.h>
+#include "yamljson.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-bson_t *migration_parse(const char *ext, const uint8_t *data, size_t len, char *err, size_t errlen)
+static bson_t *parse_json(struct migration_parser *p, const uint8_t *data, size_t len, char *err,
+                          size_t errlen);
+static bson_t *parse_yaml(struct migration_parser *p, const uint8_t *data, size_t len, char *err,
+                          size_t errlen);
+
+bson_t *migration_parse(struct migration_parser *p, const char *ext, const uint8_t *data,
+                        size_t len, char *err, size_t errlen)
 {
 	if (strcmp(ext, "yaml") == 0 || strcmp(ext, "yml") == 0)
-		return migration_parse_yaml(data, len, err, errlen);
+		return parse_yaml(p, data, len, err, errlen);
 	/* golang-migrate feeds every other body, whatever its extension, to the
 	 * Extended JSON parser; so do we. */
-	return migration_parse_json(data, len, err, errlen);
+	return parse_json(p, data, len, err, errlen);
 }
 
 int migration_check_commands(const bson_t *body, char *err, size_t errlen)
@@ -69,20 +74,45 @@ struct type_scan {
 	size_t n;
 };
 
+/* Whether "$type" appears in d at all: most bodies have none, and then
+ * there is nothing to scan for. */
+static bool mentions_type_key(const uint8_t *d, size_t len)
+{
+	for (const uint8_t *q = d, *end = d + len;
+	     (q = memchr(q, '"', (size_t)(end - q))) != NULL && (size_t)(end - q) >= 7; q++)
+		if (memcmp(q, TYPE_KEY, 7) == 0)
+			return true;
+	return false;
+}
+
 static void scan_type_keys(const uint8_t *d, size_t len, struct type_scan *out)
 {
 	struct frame {
 		bool object, has_binary;
 		size_t first; /* index of this frame's first candidate in cand */
-	} *stack = bson_malloc(MAX_FRAMES * sizeof *stack);
-	size_t depth = 0, *cand = NULL, ncand = 0, cap = 0;
+	} local[64], *stack = local;
+	/* The stack starts on the C stack and moves to the heap only for deeper
+	 * nesting: a 64 KiB block per file was, with musl, an mmap and a munmap
+	 * per file. */
+	size_t depth = 0, nframes = 64, *cand = NULL, ncand = 0, cap = 0;
 	out->pos = NULL;
 	out->n = 0;
+	if (!mentions_type_key(d, len))
+		return;
 	for (size_t i = 0; i < len; i++) {
 		uint8_t c = d[i];
 		if (c == '{' || c == '[') {
-			if (depth == MAX_FRAMES)
-				break; /* libbson refuses such nesting anyway */
+			if (depth == nframes) {
+				if (nframes == MAX_FRAMES)
+					break; /* libbson refuses such nesting anyway */
+				nframes *= 2;
+				if (stack == local) {
+					stack = bson_malloc(nframes * sizeof *stack);
+					memcpy(stack, local, sizeof local);
+				} else {
+					stack = bson_realloc(stack, nframes * sizeof *stack);
+				}
+			}
 			stack[depth++] = (struct frame){c == '{', false, ncand};
 		} else if ((c == '}' || c == ']') && depth > 0) {
 			struct frame *f = &stack[--depth];
@@ -118,7 +148,8 @@ static void scan_type_keys(const uint8_t *d, size_t len, struct type_scan *out)
 		}
 	}
 	bson_free(cand);
-	bson_free(stack);
+	if (stack != local)
+		bson_free(stack);
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -162,12 +193,178 @@ static void restore_type_keys(const bson_t *src, bson_t *dst, bool array)
 	}
 }
 
-static bson_t *parse_with_type_keys(const uint8_t *data, size_t len, bson_error_t *e)
+/*
+ * One libbson JSON reader for many bodies. bson_new_from_json makes a reader
+ * per call, about 27 KiB zeroed (a 100-frame stack of bson_t) plus a 16 KiB
+ * buffer and the tokenizer's stack; musl's allocator maps a block that size
+ * for each call and unmaps it at the free, so with 1000 migrations the
+ * static build spent most of its start-up in mmap, munmap and page faults.
+ *
+ * A reader is made to read a stream of concatenated JSON documents, so the
+ * parser feeds it each body as {"b":BODY} and takes the array "b" out: the
+ * same bytes libbson makes of BODY alone, as long as the document the
+ * reader returns is BODY's whole text and nothing else. That is only tried
+ * when a lexer (strings and brackets) says BODY is one array with nothing
+ * but white space after it, and shallow enough that the extra level cannot
+ * bring it near libbson's nesting limits (100 levels); the reader's
+ * document must then hold exactly one element, the array "b", and every
+ * byte fed must have been consumed. Anything else, and every error, goes
+ * to bson_new_from_json on BODY alone, so results and error messages
+ * (their positions included) are exactly those of a reader per body. The
+ * next document's "{" is fed right after each body: the reader ends a
+ * document when it sees the next one begin.
+ */
+#define STREAM_MAX_DEPTH 32
+
+struct migration_parser {
+	bson_json_reader_t *reader; /* NULL before the first body and after a failure */
+	bool started;               /* the reader holds the "{" of the next document */
+	bson_t *doc;                /* what the reader returns, reused */
+	/* What the reader's callback hands out: the pieces of one wrapped body. */
+	const uint8_t *piece[3];
+	size_t piece_len[3];
+	int npieces, at;
+	size_t off;
+};
+
+struct migration_parser *migration_parser_new(void)
+{
+	return bson_malloc0(sizeof(struct migration_parser));
+}
+
+void migration_parser_free(struct migration_parser *p)
+{
+	if (!p)
+		return;
+	bson_json_reader_destroy(p->reader);
+	if (p->doc)
+		bson_destroy(p->doc);
+	bson_free(p);
+}
+
+static ssize_t feed(void *handle, uint8_t *buf, size_t count)
+{
+	struct migration_parser *p = handle;
+	size_t n = 0;
+	while (n < count && p->at < p->npieces) {
+		size_t k = p->piece_len[p->at] - p->off;
+		if (k > count - n)
+			k = count - n;
+		memcpy(buf + n, p->piece[p->at] + p->off, k);
+		n += k;
+		p->off += k;
+		if (p->off == p->piece_len[p->at]) {
+			p->at++;
+			p->off = 0;
+		}
+	}
+	return (ssize_t)n;
+}
+
+static bool json_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Whether d is one array, brackets balanced outside strings, at most
+ * STREAM_MAX_DEPTH deep, followed by white space only. Whether it is valid
+ * JSON is libbson's business. */
+static bool one_shallow_array(const uint8_t *d, size_t len)
+{
+	size_t i = 0, depth = 0;
+	while (i < len && json_space(d[i]))
+		i++;
+	if (i == len || d[i] != '[')
+		return false;
+	for (; i < len; i++) {
+		uint8_t c = d[i];
+		if (c == '"') {
+			for (i++; i < len && d[i] != '"'; i++)
+				if (d[i] == '\\')
+					i++;
+			if (i >= len)
+				return false;
+		} else if (c == '[' || c == '{') {
+			if (++depth > STREAM_MAX_DEPTH)
+				return false;
+		} else if (c == ']' || c == '}') {
+			if (--depth == 0)
+				break;
+		}
+	}
+	if (i >= len)
+		return false;
+	for (i++; i < len; i++)
+		if (!json_space(d[i]))
+			return false;
+	return true;
+}
+
+/* BODY through the shared reader; NULL when it cannot tell (see above). */
+static bson_t *read_streamed(struct migration_parser *p, const uint8_t *data, size_t len)
+{
+	static const uint8_t open[] = "{\"b\":", close[] = "}{";
+	if (!p->reader) {
+		p->reader = bson_json_reader_new(p, feed, NULL, true, 0);
+		p->started = false;
+	}
+	if (!p->doc)
+		p->doc = bson_new();
+	bson_reinit(p->doc);
+	/* After the first body the reader already holds the "{". */
+	p->piece[0] = p->started ? open + 1 : open;
+	p->piece_len[0] = p->started ? sizeof open - 2 : sizeof open - 1;
+	p->piece[1] = data;
+	p->piece_len[1] = len;
+	p->piece[2] = close;
+	p->piece_len[2] = sizeof close - 1;
+	p->npieces = 3;
+	p->at = 0;
+	p->off = 0;
+	bson_error_t e;
+	bson_t *out = NULL;
+	bson_iter_t it;
+	if (bson_json_reader_read(p->reader, p->doc, &e) == 1 && p->at == p->npieces &&
+	    bson_iter_init(&it, p->doc) && bson_iter_next(&it) &&
+	    strcmp(bson_iter_key(&it), "b") == 0 && BSON_ITER_HOLDS_ARRAY(&it)) {
+		uint32_t alen;
+		const uint8_t *adata;
+		bson_iter_array(&it, &alen, &adata);
+		if (!bson_iter_next(&it))
+			out = bson_new_from_data(adata, alen);
+	}
+	if (out) {
+		p->started = true;
+		return out;
+	}
+	/* Their state is unknown now (a document left half-built, with a child
+	 * open): the next body gets a new reader and a new document. */
+	bson_json_reader_destroy(p->reader);
+	p->reader = NULL;
+	bson_destroy(p->doc);
+	p->doc = NULL;
+	return NULL;
+}
+
+/* bson_new_from_json, through p's reader when it can be. */
+static bson_t *json_to_bson(struct migration_parser *p, const uint8_t *data, size_t len,
+                            bson_error_t *e)
+{
+	if (p && one_shallow_array(data, len)) {
+		bson_t *b = read_streamed(p, data, len);
+		if (b)
+			return b;
+	}
+	return bson_new_from_json(data, (ssize_t)len, e);
+}
+
+static bson_t *parse_with_type_keys(struct migration_parser *p, const uint8_t *data, size_t len,
+                                    bson_error_t *e)
 {
 	struct type_scan ts;
 	scan_type_keys(data, len, &ts);
 	if (ts.n == 0)
-		return bson_new_from_json(data, (ssize_t)len, e);
+		return json_to_bson(p, data, len, e);
 	qsort(ts.pos, ts.n, sizeof *ts.pos, cmp_size);
 	bson_string_t *b = bson_string_new(NULL);
 	size_t at = 0;
@@ -178,7 +375,7 @@ static bson_t *parse_with_type_keys(const uint8_t *data, size_t len, bson_error_
 	}
 	bson_string_append_printf(b, "%.*s", (int)(len - at), (const char *)data + at);
 	bson_free(ts.pos);
-	bson_t *raw = bson_new_from_json((const uint8_t *)b->str, b->len, e);
+	bson_t *raw = json_to_bson(p, (const uint8_t *)b->str, b->len, e);
 	bson_string_free(b, true);
 	if (!raw)
 		return NULL;
@@ -188,7 +385,8 @@ static bson_t *parse_with_type_keys(const uint8_t *data, size_t len, bson_error_
 	return out;
 }
 
-bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t errlen)
+static bson_t *parse_json(struct migration_parser *p, const uint8_t *data, size_t len, char *err,
+                          size_t errlen)
 {
 	size_t i = 0;
 	while (i < len && strchr(" \t\r\n", data[i]) && data[i])
@@ -218,7 +416,7 @@ bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t 
 		return NULL;
 	}
 	bson_error_t e;
-	bson_t *b = parse_with_type_keys(data, len, &e);
+	bson_t *b = parse_with_type_keys(p, data, len, &e);
 	if (!b) {
 		bool nul = false;
 		for (size_t k = 0; k + 6 <= len && !nul; k++)
@@ -235,376 +433,43 @@ bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t 
 	return b;
 }
 
-/*
- * YAML bodies are turned into the JSON text they stand for and parsed by the
- * JSON path above, so that Extended JSON wrappers ($date, $oid, ...) and
- * number typing are libbson's, and a YAML file and its JSON twin give
- * byte-identical BSON. The typing rules for plain (unquoted) scalars:
- *   null, Null, NULL, ~ and empty   null
- *   true, True, TRUE, false, ...    booleans (YAML 1.1's yes/no/on/off stay strings)
- *   -12, 42                         integers: int32 when they fit, else int64
- *   1.5, 1e3, .5, -.inf, .nan       doubles
- *   anything else (007, 0x1F, 1_000, 2024-01-01, yes)   strings
- * Quoted scalars and those tagged !!str are always strings.
- */
-
-#define YAML_MAX_DEPTH 100
-
-struct anchor {
-	char *name;
-	char *json;
-};
-
-struct yframe {
-	bool mapping, want_key; /* in a mapping: is the next scalar a key */
-	size_t items;           /* for the commas */
-	size_t anchor_start;    /* where this node's JSON starts */
-	char *anchor;
-};
-
-struct yconv {
-	yaml_parser_t p;
-	bson_string_t *out;
-	char *err;
-	size_t errlen;
-	/* One frame per open collection. */
-	struct yframe stack[YAML_MAX_DEPTH + 1];
-	int depth;
-	struct anchor *anchors;
-	size_t nanchors;
-	bool seen_root;
-	bool mapping_root; /* a configuration file, not a migration */
-};
-
-static bool yerr(struct yconv *y, const yaml_mark_t *m, const char *msg)
+bson_t *migration_parse_json(const uint8_t *data, size_t len, char *err, size_t errlen)
 {
-	if (y->err[0] == '\0')
-		snprintf(y->err, y->errlen, "%zu:%zu: %s", m->line + 1, m->column + 1, msg);
-	return false;
+	return parse_json(NULL, data, len, err, errlen);
 }
 
-static bool match_int(const char *s)
-{
-	if (*s == '-' || *s == '+')
-		s++;
-	if (!*s || (s[0] == '0' && s[1])) /* "007" is a string, as in JSON */
-		return false;
-	return strspn(s, "0123456789") == strlen(s);
-}
-
-static bool match_float(const char *s)
-{
-	if (*s == '-' || *s == '+')
-		s++;
-	size_t intd = strspn(s, "0123456789");
-	if (intd > 1 && s[0] == '0')
-		return false;
-	s += intd;
-	size_t frac = 0;
-	if (*s == '.') {
-		s++;
-		frac = strspn(s, "0123456789");
-		s += frac;
-	}
-	if (intd + frac == 0)
-		return false;
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '-' || *s == '+')
-			s++;
-		size_t e = strspn(s, "0123456789");
-		if (e == 0)
-			return false;
-		s += e;
-	}
-	return *s == '\0';
-}
-
-static bool one_of(const char *s, const char *const *words)
-{
-	for (; *words; words++)
-		if (strcmp(s, *words) == 0)
-			return true;
-	return false;
-}
-
-/* The JSON text of a plain scalar, per the rules above. */
-static void plain_scalar(bson_string_t *b, const char *s)
-{
-	static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-	static const char *const trues[] = {"true", "True", "TRUE", NULL};
-	static const char *const falses[] = {"false", "False", "FALSE", NULL};
-	static const char *const infs[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL};
-	static const char *const ninfs[] = {"-.inf", "-.Inf", "-.INF", NULL};
-	static const char *const nans[] = {".nan", ".NaN", ".NAN", NULL};
-	if (one_of(s, nulls)) {
-		bson_string_append(b, "null");
-	} else if (one_of(s, trues)) {
-		bson_string_append(b, "true");
-	} else if (one_of(s, falses)) {
-		bson_string_append(b, "false");
-	} else if (one_of(s, infs)) {
-		bson_string_append(b, "{\"$numberDouble\": \"Infinity\"}");
-	} else if (one_of(s, ninfs)) {
-		bson_string_append(b, "{\"$numberDouble\": \"-Infinity\"}");
-	} else if (one_of(s, nans)) {
-		bson_string_append(b, "{\"$numberDouble\": \"NaN\"}");
-	} else if (match_int(s)) {
-		bson_string_append(b, s[0] == '+' ? s + 1 : s);
-	} else if (match_float(s)) {
-		/* Rewritten as JSON writes doubles: "1." and ".5" are not JSON.
-		 * %.17g round-trips, so the double is the same either way. */
-		char num[64];
-		double d = strtod(s, NULL);
-		snprintf(num, sizeof num, "%.17g", d);
-		if (!strpbrk(num, ".eEn"))
-			strcat(num, ".0");
-		bson_string_append(b, num);
-	} else {
-		char *esc = bson_utf8_escape_for_json(s, -1);
-		bson_string_append_printf(b, "\"%s\"", esc ? esc : "");
-		bson_free(esc);
-	}
-}
-
-static void quoted_scalar(bson_string_t *b, const char *s, size_t len)
-{
-	char *esc = bson_utf8_escape_for_json(s, (ssize_t)len);
-	bson_string_append_printf(b, "\"%s\"", esc ? esc : "");
-	bson_free(esc);
-}
-
-/* Before a value: a comma if needed; in a mapping, check key position. */
-static bool begin_value(struct yconv *y, const yaml_event_t *e, bool is_scalar)
-{
-	if (y->depth == 0) {
-		if (y->seen_root)
-			return yerr(y, &e->start_mark, "a migration holds one YAML document");
-		y->seen_root = true;
-		return true;
-	}
-	struct yframe *f = &y->stack[y->depth - 1];
-	if (f->mapping && f->want_key && !is_scalar)
-		return yerr(y, &e->start_mark, "a mapping key must be a plain string");
-	if (f->items > 0 && (!f->mapping || f->want_key))
-		bson_string_append_c(y->out, ',');
-	return true;
-}
-
-static void end_value(struct yconv *y)
-{
-	if (y->depth == 0)
-		return;
-	struct yframe *f = &y->stack[y->depth - 1];
-	if (f->mapping) {
-		if (f->want_key)
-			bson_string_append_c(y->out, ':');
-		else
-			f->items++;
-		f->want_key = !f->want_key;
-	} else {
-		f->items++;
-	}
-}
-
-static void save_anchor(struct yconv *y, const char *name, size_t start)
-{
-	y->anchors = bson_realloc(y->anchors, (y->nanchors + 1) * sizeof *y->anchors);
-	y->anchors[y->nanchors].name = bson_strdup(name);
-	y->anchors[y->nanchors].json = bson_strdup(y->out->str + start);
-	y->nanchors++;
-}
-
-static bool on_scalar(struct yconv *y, yaml_event_t *e)
-{
-	const char *v = (const char *)e->data.scalar.value;
-	size_t len = e->data.scalar.length;
-	const char *tag = (const char *)e->data.scalar.tag;
-	bool is_key =
-	    y->depth > 0 && y->stack[y->depth - 1].mapping && y->stack[y->depth - 1].want_key;
-	if (!begin_value(y, e, true))
-		return false;
-	if (y->depth == 0)
-		return yerr(y, &e->start_mark,
-		            y->mapping_root
-		                ? "the file must be a YAML mapping"
-		                : "the body is a single value: a migration is a list of "
-		                  "command documents");
-	if (memchr(v, '\0', len))
-		return yerr(y, &e->start_mark, "a NUL character in a scalar");
-	size_t start = y->out->len;
-	if (tag && strcmp(tag, "!") != 0 && strcmp(tag, YAML_STR_TAG) != 0)
-		return yerr(y, &e->start_mark, "only the !!str tag is supported");
-	if (is_key || tag || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		quoted_scalar(y->out, v, len);
-	else
-		plain_scalar(y->out, v);
-	if (e->data.scalar.anchor)
-		save_anchor(y, (const char *)e->data.scalar.anchor, start);
-	end_value(y);
-	return true;
-}
-
-static bool on_alias(struct yconv *y, yaml_event_t *e)
-{
-	const char *name = (const char *)e->data.alias.anchor;
-	bool is_key =
-	    y->depth > 0 && y->stack[y->depth - 1].mapping && y->stack[y->depth - 1].want_key;
-	if (is_key)
-		return yerr(y, &e->start_mark, "an alias cannot be a mapping key");
-	if (!begin_value(y, e, false))
-		return false;
-	for (size_t i = y->nanchors; i-- > 0;) {
-		if (strcmp(y->anchors[i].name, name) == 0) {
-			/* Aliases of aliases grow exponentially ("billion laughs"):
-			 * a few hundred bytes can stand for gigabytes. */
-			if (y->out->len + strlen(y->anchors[i].json) > MIGRATION_MAX_BYTES)
-				return yerr(y, &e->start_mark,
-				            "aliases expand the body past the 64 MiB limit");
-			bson_string_append(y->out, y->anchors[i].json);
-			end_value(y);
-			return true;
-		}
-	}
-	return yerr(y, &e->start_mark, "an alias to an anchor that is not defined before it");
-}
-
-static bool on_start(struct yconv *y, yaml_event_t *e, bool mapping)
-{
-	if (!begin_value(y, e, false))
-		return false;
-	if (y->depth == 0 && mapping && !y->mapping_root)
-		return yerr(
-		    y, &e->start_mark,
-		    "the body is a YAML mapping: a migration is a list of command documents");
-	if (y->depth == 0 && !mapping && y->mapping_root)
-		return yerr(y, &e->start_mark, "the file must be a YAML mapping");
-	if (y->depth == YAML_MAX_DEPTH)
-		return yerr(y, &e->start_mark, "nesting deeper than 100 levels");
-	const char *tag =
-	    (const char *)(mapping ? e->data.mapping_start.tag : e->data.sequence_start.tag);
-	if (tag && strcmp(tag, "!") != 0)
-		return yerr(y, &e->start_mark, "tags on collections are not supported");
-	const char *anchor =
-	    (const char *)(mapping ? e->data.mapping_start.anchor : e->data.sequence_start.anchor);
-	struct yframe *f = &y->stack[y->depth++];
-	f->mapping = mapping;
-	f->want_key = true;
-	f->items = 0;
-	f->anchor_start = y->out->len;
-	f->anchor = anchor ? bson_strdup(anchor) : NULL;
-	bson_string_append_c(y->out, mapping ? '{' : '[');
-	return true;
-}
-
-static void on_end(struct yconv *y, bool mapping)
-{
-	struct yframe *f = &y->stack[--y->depth];
-	bson_string_append_c(y->out, mapping ? '}' : ']');
-	if (f->anchor) {
-		save_anchor(y, f->anchor, f->anchor_start);
-		bson_free(f->anchor);
-		f->anchor = NULL;
-	}
-	end_value(y);
-}
-
-static bool yaml_to_json(struct yconv *y)
-{
-	for (;;) {
-		yaml_event_t e;
-		if (!yaml_parser_parse(&y->p, &e)) {
-			yaml_mark_t m = y->p.problem_mark;
-			char msg[256];
-			snprintf(msg, sizeof msg, "%s%s%s",
-			         y->p.problem ? y->p.problem : "invalid YAML",
-			         y->p.context ? " " : "", y->p.context ? y->p.context : "");
-			return yerr(y, &m, msg);
-		}
-		bool ok = true, done = false;
-		switch (e.type) {
-		case YAML_STREAM_END_EVENT:
-			done = true;
-			break;
-		case YAML_SCALAR_EVENT:
-			ok = on_scalar(y, &e);
-			break;
-		case YAML_ALIAS_EVENT:
-			ok = on_alias(y, &e);
-			break;
-		case YAML_SEQUENCE_START_EVENT:
-			ok = on_start(y, &e, false);
-			break;
-		case YAML_MAPPING_START_EVENT:
-			ok = on_start(y, &e, true);
-			break;
-		case YAML_SEQUENCE_END_EVENT:
-			on_end(y, false);
-			break;
-		case YAML_MAPPING_END_EVENT:
-			on_end(y, true);
-			break;
-		default:
-			break;
-		}
-		yaml_event_delete(&e);
-		if (!ok)
-			return false;
-		if (done)
-			return true;
-	}
-}
-
-static bson_t *parse_yaml(const uint8_t *data, size_t len, bool mapping_root, char *err,
+/* YAML goes through its JSON text (yaml.h), so that it means exactly what
+ * that JSON means. */
+static bson_t *parse_yaml(struct migration_parser *p, const uint8_t *data, size_t len, char *err,
                           size_t errlen)
 {
-	struct yconv *y = bson_malloc0(sizeof *y);
-	y->err = err;
-	y->errlen = errlen;
-	y->mapping_root = mapping_root;
-	err[0] = '\0';
-	y->out = bson_string_new(NULL);
-	yaml_parser_initialize(&y->p);
-	yaml_parser_set_input_string(&y->p, data, len);
-	bson_t *b = NULL;
-	if (yaml_to_json(y)) {
-		if (!y->seen_root) {
-			snprintf(err, errlen, "the file is empty%s",
-			         mapping_root ? ""
-			                      : ": a migration is a list of command documents "
-			                        "([] for none)");
-		} else if (mapping_root) {
-			bson_error_t e;
-			b = parse_with_type_keys((const uint8_t *)y->out->str, y->out->len, &e);
-			if (!b)
-				snprintf(err, errlen, "%s", e.message);
-		} else {
-			char jerr[256];
-			b = migration_parse_json((const uint8_t *)y->out->str, y->out->len, jerr,
-			                         sizeof jerr);
-			if (!b)
-				snprintf(err, errlen, "%s", jerr);
-		}
-	}
-	yaml_parser_delete(&y->p);
-	for (int i = 0; i < y->depth; i++)
-		bson_free(y->stack[i].anchor);
-	for (size_t i = 0; i < y->nanchors; i++) {
-		bson_free(y->anchors[i].name);
-		bson_free(y->anchors[i].json);
-	}
-	bson_free(y->anchors);
-	bson_string_free(y->out, true);
-	bson_free(y);
+	size_t jlen = 0;
+	char *json = yaml_to_json(data, len, false, MIGRATION_MAX_BYTES, &jlen, err, errlen);
+	if (!json)
+		return NULL;
+	char jerr[256];
+	bson_t *b = parse_json(p, (const uint8_t *)json, jlen, jerr, sizeof jerr);
+	if (!b)
+		snprintf(err, errlen, "%s", jerr);
+	bson_free(json);
 	return b;
 }
 
 bson_t *migration_parse_yaml(const uint8_t *data, size_t len, char *err, size_t errlen)
 {
-	return parse_yaml(data, len, false, err, errlen);
+	return parse_yaml(NULL, data, len, err, errlen);
 }
 
 bson_t *yaml_parse_mapping(const uint8_t *data, size_t len, char *err, size_t errlen)
 {
-	return parse_yaml(data, len, true, err, errlen);
+	size_t jlen = 0;
+	char *json = yaml_to_json(data, len, true, MIGRATION_MAX_BYTES, &jlen, err, errlen);
+	if (!json)
+		return NULL;
+	bson_error_t e;
+	bson_t *b = parse_with_type_keys(NULL, (const uint8_t *)json, jlen, &e);
+	if (!b)
+		snprintf(err, errlen, "%s", e.message);
+	bson_free(json);
+	return b;
 }

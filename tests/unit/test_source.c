@@ -102,6 +102,81 @@ static void test_type_operator(void **state)
 	bson_destroy(b);
 }
 
+/* One parser for many bodies (source_load) must give, body after body, what
+ * each body alone gives: the same bytes or the same error, also after a
+ * broken body, and for bodies that would end the shared reader's document
+ * early or add elements to it. */
+static void test_shared_parser(void **state)
+{
+	(void)state;
+	char deep[400], deep_ok[300];
+	size_t d = 0;
+	for (int i = 0; i < 120; i++)
+		deep[d++] = '[';
+	deep[d++] = '1';
+	for (int i = 0; i < 120; i++)
+		deep[d++] = ']';
+	deep[d] = '\0';
+	/* 40 levels: past the shared reader's depth bound, within libbson's. */
+	d = 0;
+	deep_ok[d++] = '[';
+	for (int i = 0; i < 39; i++)
+		deep_ok[d++] = '{', deep_ok[d++] = '"', deep_ok[d++] = 'a', deep_ok[d++] = '"',
+		deep_ok[d++] = ':';
+	deep_ok[d++] = '1';
+	for (int i = 0; i < 39; i++)
+		deep_ok[d++] = '}';
+	deep_ok[d++] = ']';
+	deep_ok[d] = '\0';
+	const char *bodies[] = {
+	    "[{\"ping\": 1}]",
+	    " [ {\"insert\": \"t\", \"documents\": [{\"n\": 3000000000, \"s\": \"]}{\\\"\"}]} ]\n",
+	    "[{\"a\": 1}",
+	    "[{\"ping\": 1}]",
+	    "[{\"a\": 1}]} {\"b\": [{\"c\": 2}]",
+	    "[{\"ping\": 1}]",
+	    "[{\"a\": 1}], \"c\": [{\"d\": 1}]",
+	    "[{\"a\": 1}] {",
+	    "[{\"a\": 1}] x",
+	    "[{\"a\": {\"$date\": {\"$numberLong\": \"5\"}}, \"b\": {\"$oid\": "
+	    "\"5f0000000000000000000000\"}}]",
+	    "[{\"a\": {\"$numberLong\": \"x\"}}]",
+	    "[{\"q\": {\"a\": {\"$type\": 2}}}, {\"b\": {\"$binary\": \"AAEC\", \"$type\": "
+	    "\"00\"}}]",
+	    "[{\"a\": \"\\u0000\"}]",
+	    "[]",
+	    "[1, 2]",
+	    deep,
+	    deep_ok,
+	    "[{\"ping\": 1}]\t\r\n ",
+	    "[{\"ping\": 1}]\f",
+	    "[{\"a\": [1, 2, {\"b\": null}]}]",
+	};
+	struct migration_parser *p = migration_parser_new();
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+			char e1[256] = "", e2[256] = "";
+			const uint8_t *data = (const uint8_t *)bodies[i];
+			size_t len = strlen(bodies[i]);
+			bson_t *alone = migration_parse_json(data, len, e1, sizeof e1);
+			bson_t *shared = migration_parse(p, "json", data, len, e2, sizeof e2);
+			if (!alone != !shared)
+				fail_msg("body %zu: alone %s, shared %s", i, alone ? "ok" : e1,
+				         shared ? "ok" : e2);
+			if (alone) {
+				assert_int_equal(alone->len, shared->len);
+				assert_memory_equal(bson_get_data(alone), bson_get_data(shared),
+				                    alone->len);
+				bson_destroy(alone);
+				bson_destroy(shared);
+			} else {
+				assert_string_equal(e1, e2);
+			}
+		}
+	}
+	migration_parser_free(p);
+}
+
 static bson_t *yaml(const char *s, char *err)
 {
 	return migration_parse_yaml((const uint8_t *)s, strlen(s), err, 256);
@@ -182,7 +257,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names),         cmocka_unit_test(test_bodies),
 	    cmocka_unit_test(test_type_operator), cmocka_unit_test(test_yaml_twin),
-	    cmocka_unit_test(test_go_layout),
+	    cmocka_unit_test(test_shared_parser), cmocka_unit_test(test_go_layout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
