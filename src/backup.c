@@ -12,10 +12,13 @@
 #include <string.h>
 #include <time.h>
 
-/* A copy sends documents in batches of at most this many documents or
- * bytes, so memory stays flat whatever the collection's size. */
+/* A copy reads documents CURSOR_BATCH at a time and sends them in batches
+ * of at most BATCH_DOCS documents or BATCH_BYTES, so memory stays flat and
+ * small whatever the collection's size (libmongoc holds a reply and a
+ * batch, and the batch once more as the message it sends). */
+#define CURSOR_BATCH 128
 #define BATCH_DOCS 1000
-#define BATCH_BYTES (8 * 1024 * 1024)
+#define BATCH_BYTES (2 * 1024 * 1024)
 #define BAK_INFIX "__bak_"
 
 /* ------------------------------------------------------------------ names */
@@ -252,7 +255,7 @@ static int copy_collection(struct db *d, struct lock *l, const char *from, const
 
 	/* The documents, in _id order, batch by batch. */
 	bson_t opts = BSON_INITIALIZER, filter = BSON_INITIALIZER;
-	BSON_APPEND_INT32(&opts, "batchSize", BATCH_DOCS);
+	BSON_APPEND_INT32(&opts, "batchSize", CURSOR_BATCH);
 	mongoc_bulk_operation_t *bulk =
 	    mongoc_collection_create_bulk_operation_with_opts(dst, NULL);
 	size_t n = 0, bytes = 0;
