@@ -244,6 +244,21 @@ def test_a_reply_that_never_comes_fails_the_migration_in_time(on_failure, want, 
     assert "slow" not in db.list_collection_names()
 
 
+def test_the_server_stops_a_command_past_the_deadline(db_url, db, migdir):
+    """A full scan of 40000 documents (over a second on FerretDB) with a
+    50 ms budget: the server itself stops it (MaxTimeMSExpired, code 50),
+    nothing is left running, the migration has failed."""
+    for i in range(0, 40000, 4000):
+        db["big"].insert_many([{"_id": j, "s": f"abc{j:06d}"} for j in range(i, i + 4000)])
+    write_migrations(migdir, {"1_scan.up.json": [{"find": "big", "filter": {"s": {"$regex": "zzz"}}}]})
+    res = run_mi(["up"], env_for(db_url, migdir, MIGRATION_TIMEOUT="50ms"))
+    assert res.returncode == 7, res
+    failed = [r for r in res.logs if r.get("msg") == "migration failed"]
+    assert failed and failed[0]["code"] == 50, res
+    assert "migration timed out: MIGRATION_TIMEOUT passed" in msgs(res), res
+    assert version_of(db) == (1, True)
+
+
 # --------------------------------------------------------------------------
 # RUN_TIMEOUT
 
