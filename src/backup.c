@@ -131,10 +131,13 @@ static mongoc_collection_t *records(struct db *d, const struct config *c)
 	return mongoc_database_get_collection(d->db, name);
 }
 
+/* A server's refusal is exit 1 (nothing was run; a restore cut short
+ * leaves the state dirty for the next run to refuse), a lost connection
+ * 4, as anywhere else. */
 static int failed(const char *what, const char *collection, const bson_error_t *err)
 {
 	log_error(what, F_STR("collection", collection), F_STR("error", err->message));
-	return db_error_exit(err) == EXIT_INTERNAL ? EXIT_MIGRATION : db_error_exit(err);
+	return db_error_exit(err);
 }
 
 /* Whether collection exists; *options gets its creation options. */
