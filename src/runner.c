@@ -173,18 +173,26 @@ int runner_migrate(struct run *r)
 	return rc;
 }
 
-int runner_force(struct run *r)
+/* Database, lock, and the state claimed for it: what the commands that
+ * write the state without a plan (force, restore) start with. */
+static int open_and_claim(struct run *r, bool *dirty)
 {
-	int64_t v = r->cmd->arg;
 	int rc;
-	bool dirty;
 	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
 		return rc;
 	locked(r);
-	if ((rc = lock_claim_state(&r->l, &r->from, &dirty)))
+	if ((rc = lock_claim_state(&r->l, &r->from, dirty)))
 		return rc;
-	set_from(r, r->from, dirty);
-	if ((rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, v, false)))
+	set_from(r, r->from, *dirty);
+	return 0;
+}
+
+int runner_force(struct run *r)
+{
+	int64_t v = r->cmd->arg;
+	bool dirty;
+	int rc = open_and_claim(r, &dirty);
+	if (rc || (rc = lock_check(&r->l)) || (rc = db_set_version(&r->d, v, false)))
 		return rc;
 	progress_state(v, false);
 	log_info("version forced", F_INT("version", v), F_INT("previous_version", r->from),
@@ -391,16 +399,10 @@ int runner_version(struct run *r)
 
 int runner_restore(struct run *r)
 {
-	int rc;
 	bool dirty;
 	int64_t to;
-	if ((rc = open_database(r)) || (rc = lock_acquire(&r->l, &r->d, r->c)))
-		return rc;
-	locked(r);
-	if ((rc = lock_claim_state(&r->l, &r->from, &dirty)))
-		return rc;
-	set_from(r, r->from, dirty);
-	return backup_restore(&r->d, &r->l, r->c, (uint64_t)r->cmd->arg, &to);
+	int rc = open_and_claim(r, &dirty);
+	return rc ? rc : backup_restore(&r->d, &r->l, r->c, (uint64_t)r->cmd->arg, &to);
 }
 
 int runner_backups(struct run *r)
