@@ -383,6 +383,7 @@ int lock_acquire(struct lock *l, struct db *d, const struct config *c)
 		if (!h.found)
 			continue; /* released between our insert and our read */
 		if (expired_for(&h, c, now) >= 0) {
+			l->saw_expired = true;
 			if (take_over(l, &h, &rc)) {
 				removed = h;
 				continue;
@@ -437,13 +438,13 @@ int lock_check(struct lock *l)
 }
 
 #define CLAIM_ATTEMPTS 10
-/* After a wait (a takeover, ours or another waiter's), other waiters may
- * still have a revoke of the old token in flight. FerretDB v1 applies a
+/* After a takeover (ours or another waiter's), other waiters may still
+ * have a revoke of the old token in flight. FerretDB v1 applies a
  * conditional update as read-then-write, so one that read the state before
  * our claim can land after it and overwrite our token: we would then stop
  * at our first write (exit 9, safe, but for nothing). Such a write lands
- * within one update's time: a claim after a wait is confirmed twice, this
- * far apart. */
+ * within one update's time: a claim after a takeover is confirmed twice,
+ * this far apart. */
 #define CLAIM_SETTLE_MS 50
 
 int lock_claim_state(struct lock *l, int64_t *version, bool *dirty)
@@ -456,7 +457,7 @@ int lock_claim_state(struct lock *l, int64_t *version, bool *dirty)
 		if (rc || (rc = db_claim_state(l->d, l->held ? l->token : NULL, version, dirty,
 		                               &claimed)))
 			return rc;
-		if (claimed && (!l->held || !l->waited || confirmed_once))
+		if (claimed && (!l->held || !l->saw_expired || confirmed_once))
 			return 0;
 		confirmed_once = claimed;
 		if (claimed)

@@ -55,7 +55,8 @@ struct lock {
 	mongoc_collection_t *coll;
 	char token[33];
 	bool held;
-	bool waited; /* someone else held it when we first tried */
+	bool waited;      /* someone else held it when we first tried */
+	bool saw_expired; /* ... and it was an expired holder's (a takeover) */
 
 	/* The heartbeat thread and what it shares with the main thread. */
 	struct db hb_db; /* the heartbeat's connection: the thread's once started */
