@@ -18,7 +18,7 @@
 #   scripts/k8s.sh kubectl DIR ARGS...      kubectl, as cluster admin, inside the netns
 #   scripts/k8s.sh exec DIR CMD...          any command inside the netns (a
 #                                   database for the pods: listen on $NODE_IP),
-#                                   with KUBECONFIG set
+#                                   with KUBECONFIG set and kubectl on PATH
 #   scripts/k8s.sh stats DIR        RSS and peak RSS (VmHWM) of every process
 #                                   of the cluster, and the totals
 #   scripts/k8s.sh image REF ROOTFS OUT.tar USER ENTRYPOINT...
@@ -193,9 +193,12 @@ build_pause() { # module dir
 fetch() {
 	deps
 	mkdir -p "$K8S_CACHE"
-	local json moddir gomod
-	json=$(cd "$(mktemp -d)" && GOTOOLCHAIN=local go mod download -json "k8s.io/kubernetes@$K8S_VERSION") ||
+	local json moddir gomod tmp
+	# Outside any module, so that no go.mod of the caller's takes part.
+	tmp=$(mktemp -d)
+	json=$(cd "$tmp" && GOTOOLCHAIN=local go mod download -json "k8s.io/kubernetes@$K8S_VERSION") ||
 		die "go mod download k8s.io/kubernetes@$K8S_VERSION failed"
+	rmdir "$tmp"
 	moddir=$(printf '%s\n' "$json" | json_field Dir)
 	gomod=$(printf '%s\n' "$json" | json_field GoMod)
 	[ -d "$moddir" ] && [ -f "$gomod" ] || die "k8s.io/kubernetes@$K8S_VERSION: module directory or .mod file not found"
@@ -318,6 +321,8 @@ PY
 # and what import, kubectl and exec need; sourced by them.
 state_set() { # key value
 	printf '%s=%q\n' "$1" "$2" >>"$DIR/cluster.env"
+	# ... and in this shell: a failed up takes the cluster down itself.
+	printf -v "$1" '%s' "$2"
 }
 
 # The cluster directory, absolute; refused where the private mounts would
@@ -715,6 +720,7 @@ up() {
 		fi
 		say "taking down the remains of an earlier cluster in $DIR"
 		down_dir
+		unset NET_NS MNT_NS ANCHOR_PID CREATED_ETC_NETNS CREATED_VAR_LIB_CNI
 	fi
 	local t0 t id
 	t0=$(now_ms)
@@ -932,7 +938,7 @@ exec_cmd() { # dir command...
 	[ $# -ge 2 ] || die "usage: scripts/k8s.sh exec DIR COMMAND..."
 	load_state "$1"
 	shift
-	exec ip netns exec "$NETNS" env KUBECONFIG="$DIR/admin.kubeconfig" NO_PROXY='*' no_proxy='*' "$@"
+	exec ip netns exec "$NETNS" env KUBECONFIG="$DIR/admin.kubeconfig" PATH="$K8S_BIN:$PATH" NO_PROXY='*' no_proxy='*' "$@"
 }
 
 stats() { # dir
