@@ -362,6 +362,32 @@ cgroup_hierarchies() {
 	findmnt -rn -t cgroup,cgroup2 -o TARGET
 }
 
+# Host directories the clusters need (/etc/netns for `ip netns exec`,
+# /var/lib/cni as a mount point) are made by the first cluster that finds
+# them missing and removed, when empty, by the last one to go down: their
+# names are kept in $MI_CACHE/k8s-host-dirs, and a lock keeps an up and a
+# down of two clusters from crossing.
+host_lock() {
+	mkdir -p "$MI_CACHE"
+	exec 7>"$MI_CACHE/k8s-host.lock"
+	flock 7
+}
+host_unlock() { exec 7>&-; }
+host_dir() { # dir
+	[ -d "$1" ] && return 0
+	mkdir -p "$1"
+	echo "$1" >>"$MI_CACHE/k8s-host-dirs"
+}
+release_host_dirs() {
+	local d
+	host_lock
+	if ! compgen -G '/etc/netns/mik8s-*' >/dev/null && [ -f "$MI_CACHE/k8s-host-dirs" ]; then
+		sort -ru "$MI_CACHE/k8s-host-dirs" | while read -r d; do rmdir "$d" 2>/dev/null || true; done
+		rm -f "$MI_CACHE/k8s-host-dirs"
+	fi
+	host_unlock
+}
+
 # The cluster's processes: everything in its mount namespace (components,
 # shims) or network namespace (a database started with exec), and everything
 # in its cgroups (the pods' containers). Never our own shell.
@@ -434,6 +460,12 @@ EOF2
 	cert kubelet-serving "/CN=$NODE_NAME" serverAuth "DNS:$NODE_NAME,IP:$NODE_IP"
 	key "$pki/sa.key"
 	openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+	# The front-proxy CA only fills the API server's requestheader settings:
+	# without them the controller-manager and the scheduler log "missing
+	# content for CA bundle" every few seconds. It signs nothing.
+	key "$pki/front-proxy-ca.key"
+	openssl req -x509 -new -config "$pki/openssl.cnf" -extensions v3_ca -key "$pki/front-proxy-ca.key" \
+		-subj "/CN=migrate-init-k8s-front-proxy-ca" -days 30 -sha256 -out "$pki/front-proxy-ca.crt" 2>/dev/null
 	kubeconfig() { # file user
 		cat >"$1" <<EOF2
 apiVersion: v1
@@ -582,10 +614,13 @@ EOF2
 }
 
 make_netns() {
-	[ -d /etc/netns ] || state_set CREATED_ETC_NETNS 1
+	host_lock
+	host_dir /etc/netns
+	host_dir /var/lib/cni
+	mkdir -p "/etc/netns/$NETNS"
+	host_unlock
 	ip netns add "$NETNS" || die "ip netns add $NETNS failed"
 	state_set NET_NS "net:[$(stat -L -c %i "/run/netns/$NETNS")]"
-	mkdir -p "/etc/netns/$NETNS"
 	# No nameserver that answers: 127.0.0.1 is the netns's (or the pod's)
 	# own loopback, where nothing listens, so a lookup fails at once and no
 	# name is ever resolved through the host's resolver.
@@ -634,13 +669,9 @@ exec sleep infinity
 start_anchor() {
 	local resolv deadline
 	resolv=$(readlink -f /etc/resolv.conf)
-	if [ ! -d /var/lib/cni ]; then
-		mkdir /var/lib/cni
-		state_set CREATED_VAR_LIB_CNI 1
-	fi
 	rm -f "$DIR/anchor.ready"
 	nsenter --net="/run/netns/$NETNS" -- unshare --mount --propagation slave -- \
-		setsid bash -c "$ANCHOR_SCRIPT" anchor "$DIR" "$NETNS" "$resolv" </dev/null >"$DIR/logs/anchor.log" 2>&1 &
+		setsid bash -c "$ANCHOR_SCRIPT" anchor "$DIR" "$NETNS" "$resolv" </dev/null >"$DIR/logs/anchor.log" 2>&1 9>&- &
 	ANCHOR_PID=$!
 	state_set ANCHOR_PID "$ANCHOR_PID"
 	deadline=$((SECONDS + 10))
@@ -656,7 +687,7 @@ start() { # name command...
 	local name=$1
 	shift
 	nsenter --target "$ANCHOR_PID" --mount --net -- "${CLEAN_ENV[@]}" \
-		setsid "$@" </dev/null >>"$DIR/logs/$name.log" 2>&1 &
+		setsid "$@" </dev/null >>"$DIR/logs/$name.log" 2>&1 9>&- &
 	echo $! >"$DIR/pids/$name"
 }
 
@@ -693,7 +724,8 @@ print_env() {
 
 up_failed() {
 	local rc=$?
-	trap - EXIT
+	trap - EXIT HUP INT TERM
+	exec 2>&9
 	[ $rc -ne 0 ] || return 0
 	if [ "${MI_K8S_KEEP:-}" = 1 ]; then
 		say "up failed; the cluster is kept for inspection (MI_K8S_KEEP=1): logs in $DIR/logs, then: scripts/k8s.sh down $DIR"
@@ -720,7 +752,7 @@ up() {
 		fi
 		say "taking down the remains of an earlier cluster in $DIR"
 		down_dir
-		unset NET_NS MNT_NS ANCHOR_PID CREATED_ETC_NETNS CREATED_VAR_LIB_CNI
+		unset NET_NS MNT_NS ANCHOR_PID
 	fi
 	local t0 t id
 	t0=$(now_ms)
@@ -733,7 +765,16 @@ up() {
 	state_set CGROUP_NAME "$CGROUP_NAME"
 	state_set K8S_BIN "$K8S_BIN"
 	state_set K8S_VERSION "$K8S_VERSION"
+	# A signal's trap runs inside whatever redirection is in force (a
+	# readiness check's >/dev/null 2>&1): up_failed reports to this copy of
+	# stderr, which the cluster's processes do not inherit (9>&-), so that a
+	# caller reading our stderr through a pipe sees it close.
+	exec 9>&2
 	trap up_failed EXIT
+	# bash runs no EXIT trap when a signal kills it: turn them into exits.
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 	local timeout=${MI_K8S_UP_TIMEOUT:-120}
 
 	make_pki
@@ -756,6 +797,10 @@ up() {
 		--etcd-servers=http://127.0.0.1:2379 \
 		--advertise-address="$NODE_IP" --secure-port=6443 \
 		--client-ca-file="$DIR/pki/ca.crt" \
+		--requestheader-client-ca-file="$DIR/pki/front-proxy-ca.crt" \
+		--requestheader-allowed-names=front-proxy-client \
+		--requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+		--requestheader-extra-headers-prefix=X-Remote-Extra- \
 		--tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
 		--kubelet-client-certificate="$DIR/pki/apiserver-kubelet-client.crt" \
 		--kubelet-client-key="$DIR/pki/apiserver-kubelet-client.key" \
@@ -801,7 +846,8 @@ up() {
 		alive "$(cat "$DIR/pids/$name")" || { tail -n 25 "$DIR/logs/$name.log" >&2; die "$name exited"; }
 	done
 	say "up: node $NODE_NAME Ready: $(secs_since "$t") s; cluster up in $(secs_since "$t0") s"
-	trap - EXIT
+	trap - EXIT HUP INT TERM
+	exec 9>&-
 	print_env >"$DIR/cluster.info"
 	print_env
 }
@@ -868,7 +914,7 @@ leftovers() {
 }
 
 down_dir() {
-	local t0 m left other
+	local t0 m left
 	t0=$(now_ms)
 	stop_processes || true
 	for m in $(host_mounts_under_dir); do umount -l "$m" 2>/dev/null || true; done
@@ -877,13 +923,7 @@ down_dir() {
 		[ ! -e "/run/netns/$NETNS" ] || ip netns del "$NETNS" 2>/dev/null || true
 		rm -rf "/etc/netns/${NETNS:?}"
 	fi
-	other=$(find /etc/netns -mindepth 1 -maxdepth 1 -name 'mik8s-*' 2>/dev/null | head -n1)
-	[ "${CREATED_ETC_NETNS:-}" != 1 ] || rmdir /etc/netns 2>/dev/null || true
-	# Only an empty directory of our making, and only when no other cluster
-	# may have it as a mount point in its namespace.
-	if [ "${CREATED_VAR_LIB_CNI:-}" = 1 ] && [ -z "$other" ]; then
-		rmdir /var/lib/cni 2>/dev/null || true
-	fi
+	release_host_dirs
 	left=$(leftovers)
 	if [ -n "$left" ]; then
 		say "down: could not remove everything of ${NETNS:-the cluster} in $DIR:"

@@ -8,8 +8,9 @@
 #      capabilities, read-only root, RuntimeDefault seccomp); it reads a line
 #      from a listener on the node IP, where the tests' database will be; the
 #      pod must end Completed and `kubectl logs` must show both lines
-#   4. down, and check that the host has no process, mount, network
-#      namespace, link, cgroup or file of the cluster left
+#   4. start a pod that keeps running (the pause image), then down, and
+#      check that the host has no process, mount, network namespace, link,
+#      cgroup or file of the cluster left
 #
 # Prints the times of each step and the cluster's memory (RSS, and the sum of
 # each process's peak). Not part of `make test` yet. Needs root.
@@ -149,6 +150,13 @@ printf '%s\n' "$logs" | sed 's/^/smoke: pod log: /' >&2
 grep -q '^hello from a FROM-scratch pod, uid 65532$' <<<"$logs" || fail "the pod's log lacks its hello"
 grep -q "says: pong$" <<<"$logs" || fail "the pod did not reach the listener on $NODE_IP:$port"
 wait "$listener" || fail "the listener failed"
+
+# A pod still running when the cluster goes down, as the real tests will
+# leave them: the pause image, which sleeps until killed.
+pause_ref=$(cat "$(bash -c '. "$1"; echo "$K8S_CACHE"' _ "$root/scripts/versions.sh")/pause-image.ref")
+kubectl run sleeper --image="$pause_ref" --image-pull-policy=Never --restart=Never \
+	--overrides='{"spec": {"automountServiceAccountToken": false}}' >/dev/null
+kubectl wait --for=condition=Ready pod/sleeper --timeout=60s >/dev/null || fail "pod sleeper is not Running"
 
 bash "$k8s" stats "$dir" >"$work/stats.txt"
 sed 's/^/smoke: /' "$work/stats.txt" >&2
