@@ -7,10 +7,13 @@
 #                                   the compile (cheap)
 #   scripts/k8s.sh build            fetch, then compile kube-apiserver,
 #                                   kube-controller-manager, kube-scheduler,
-#                                   kubelet and kubectl (once per version: ~8-13
-#                                   min on 2 cores, at nice 19; then ~1 s)
-#   scripts/k8s.sh up DIR           start a cluster whose state lives in DIR; on
-#                                   stdout: KEY=VALUE lines (also in DIR/cluster.env)
+#                                   kubelet and kubectl (once per version: 5-13
+#                                   min on 2 cores at nice 19, 2 GB RAM a link;
+#                                   ~25 s with Go's build cache warm; then nothing)
+#   scripts/k8s.sh up DIR           start a cluster whose state lives in DIR (~9 s);
+#                                   on stdout KUBECONFIG, KUBECTL, NETNS, NODE_IP,
+#                                   NODE_NAME, K8S_VERSION as KEY=VALUE lines (also
+#                                   in DIR/cluster.info); waits for the node Ready
 #   scripts/k8s.sh down DIR         stop it and remove every trace (idempotent,
 #                                   also after a failed or interrupted up)
 #   scripts/k8s.sh import DIR IMAGE.tar...  load `docker save` tarballs into
@@ -45,7 +48,10 @@
 #    and /var/log, and DIR/cni/var-lib hides /var/lib/cni, so containerd's
 #    shim sockets, runc state, pod network namespaces, CNI caches and the
 #    kubelet's /var/log/containers links never touch the host, and die with
-#    the namespace.
+#    the namespace. The kubelet's wanted kernel sysctls are files bound over
+#    /proc/sys there, so it never changes the host's (see make_configs).
+#  * Pods' cgroups go under a cgroup root of the cluster's own (/mik8s-ID), so
+#    clusters can run side by side and down can find and remove them.
 #
 # Environment (optional): MI_K8S_UP_TIMEOUT (s, default 120), MI_K8S_KEEP=1
 # (keep a failed up's cluster for inspection), MI_K8S_STOP_GRACE (s between

@@ -26,8 +26,8 @@ STATIC_PREFIX="$MI_CACHE/static-openssl_$STATIC_OPENSSL_VERSION-mongoc_$STATIC_M
 # module), plus the pause image from the module's build/pause/linux/pause.c;
 # containerd, runc, the CNI plugins and etcd come from Debian. 1.34.x pairs
 # with bookworm's containerd 1.6 (no CRI RuntimeConfig call: the kubelet falls
-# back to its config file, which 1.38 will stop doing). The build (~8-13 min
-# on 2 cores) is cached in K8S_CACHE, keyed by version; bump K8S_BUILD_REV
+# back to its config file, which 1.38 will stop doing). The build (5-13 min
+# on 2 cores, depending on load) is cached in K8S_CACHE, keyed by version; bump K8S_BUILD_REV
 # when the build recipe in k8s.sh changes (the binaries are then rebuilt in
 # place). Old version directories can be deleted by hand.
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
