@@ -19,3 +19,17 @@ STATIC_MONGOC_VERSION=${STATIC_MONGOC_VERSION:-1.23.1-1+deb12u3}
 STATIC_YAML_VERSION=${STATIC_YAML_VERSION:-0.2.5-1}
 STATIC_BUILD_REV=4
 STATIC_PREFIX="$MI_CACHE/static-openssl_$STATIC_OPENSSL_VERSION-mongoc_$STATIC_MONGOC_VERSION-yaml_$STATIC_YAML_VERSION-r$STATIC_BUILD_REV"
+
+# A real single-node Kubernetes for the tests (scripts/k8s.sh): kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubelet and kubectl built from the
+# Go module proxy (k8s.io/kubernetes at this version, through a wrapper
+# module), plus the pause image from the module's build/pause/linux/pause.c;
+# containerd, runc, the CNI plugins and etcd come from Debian. 1.34.x pairs
+# with bookworm's containerd 1.6 (no CRI RuntimeConfig call: the kubelet falls
+# back to its config file, which 1.38 will stop doing). The build (5-13 min
+# on 2 cores, depending on load) is cached in K8S_CACHE, keyed by version; bump K8S_BUILD_REV
+# when the build recipe in k8s.sh changes (the binaries are then rebuilt in
+# place). Old version directories can be deleted by hand.
+K8S_VERSION=${K8S_VERSION:-v1.34.4}
+K8S_BUILD_REV=1
+K8S_CACHE="$MI_CACHE/k8s-$K8S_VERSION"
