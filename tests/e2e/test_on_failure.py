@@ -62,7 +62,8 @@ def ids(db):
 
 
 def history(db):
-    return [(h["version"], h["direction"], h["outcome"]) for h in db[HISTORY].find().sort("_id", 1)]
+    return [(h["version"], h["direction"], h["outcome"])
+            for h in db[HISTORY].find().sort([("finished_at", 1), ("_id", 1)])]
 
 
 def env_for(db_url, migdir, **extra):
