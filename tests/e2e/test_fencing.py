@@ -52,6 +52,8 @@ from conftest import (
 )
 
 REMOVED_LOST_RACE = "removed an expired lock, but another runner took the lock first"
+REFUSED = ("the server refused our version write: the lock was taken over and our claim on the "
+           "state revoked; stopping")
 LEASE = "1500ms"
 
 
@@ -292,12 +294,19 @@ def test_racing_takeovers_have_one_winner(holder, procs, new_db, tmp_path):
         runners = [procs.mi(tmp_path / "m", url, "up", LOCK_TIMEOUT="60s", LOCK_STALE_AFTER="1m",
                             POD_NAME=f"r{rnd}-{i}") for i in range(RUNNERS)]
         results = [p.finish(timeout=120) for p in runners]
+        # Safety is strict: each migration once, one removal, the right end
+        # state. Liveness is not, on this server: a waiter that read the
+        # state before the winner's claim may have its revoke of the dead
+        # token applied after it (FerretDB v1 updates read, then write; README,
+        # "What the lock assumes of the server"). The winner's next write is
+        # then refused and it stops (9), safely; another runner finishes.
         for res in results:
-            assert res.returncode == 0, f"round {rnd}: {res!r}\n{res.stderr}"
+            stopped = res.returncode == 9 and REFUSED in msgs(res)
+            assert res.returncode == 0 or stopped, f"round {rnd}: {res!r}\n{res.stderr}"
         removals = [r for r in results if TOOK_OVER in msgs(r) or REMOVED_LOST_RACE in msgs(r)]
         assert len(removals) == 1, f"round {rnd}: {len(removals)} runners removed the expired lock"
-        workers = [applied_versions(r) for r in results if applied_versions(r)]
-        assert workers == [[1, 2, 3]], f"round {rnd}: {workers}"
+        applied = sorted(v for r in results for v in applied_versions(r))
+        assert applied == [1, 2, 3], f"round {rnd}: {[applied_versions(r) for r in results]}"
         assert counters(db) == {1: 1, 2: 1, 3: 1}, f"round {rnd}"
         assert item_ids(db) == [1, 2, 3]
         assert state(db) == [{"version": 3, "dirty": False}]
