@@ -9,10 +9,11 @@
  * token (STATE_FENCE_FIELD; golang-migrate ignores it and its own writes
  * drop it). Every state write we send filters on that token, so the server
  * itself refuses a write from a runner whose lock was taken over, however
- * late the write arrives: a takeover first revokes the old token in the
- * state (db_revoke_fence), then the new holder claims the state with its own
- * (db_claim_state). On a fresh database the claim inserts the document under
- * a fixed _id, so a stale runner's claim fails on the unique _id index.
+ * late the write arrives: the runner that took over an expired lock
+ * claims the state with its own token (db_claim_state), which revokes the
+ * old one. `unlock -force` revokes a holder's token (db_revoke_fence). On a fresh database the
+ * claim inserts the document under a fixed _id, so a stale runner's claim fails on the unique _id
+ * index.
  *
  * Threads: the struct belongs to the thread that opened it; libmongoc's
  * client is not thread-safe. The heartbeat and the abort path open their own.
@@ -52,7 +53,7 @@ struct db {
 };
 
 /* The field of the state document that holds the lock token it is fenced
- * to, and what a takeover leaves there for a token it revoked. */
+ * to, and what unlock leaves there for a token it revoked. */
 #define STATE_FENCE_FIELD "lock_token"
 #define STATE_FENCE_REVOKED "revoked"
 
@@ -84,7 +85,7 @@ int db_claim_state(struct db *d, const char *token, int64_t *version, bool *dirt
 
 /* Revokes token in the state, so that no write of its holder lands any
  * more; checked by reading back, since a conditional update racing it may
- * not be atomic (FerretDB). For a takeover and for unlock. 0, or an exit
+ * not be atomic (FerretDB). For unlock. 0, or an exit
  * code after logging why. */
 int db_revoke_fence(struct db *d, const char *token);
 

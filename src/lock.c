@@ -310,16 +310,19 @@ static int lock_error(const char *msg, const bson_error_t *err)
 	return code == EXIT_INTERNAL ? EXIT_LOCK_TIMEOUT : code;
 }
 
-/* Revokes an expired holder of ours in the state, then removes its
- * document. true when we removed it (so the insert that follows is a
- * takeover); false when it had changed, or on an error (*rc set). */
+/* Removes the expired holder's document: true when we removed it (so the
+ * insert that follows is a takeover); false when it had changed, or on an
+ * error (*rc set). Waiters write nothing to the state: only the runner whose
+ * insert wins goes on to claim it, and that claim, a compare-and-set of the
+ * token, is what revokes the old holder. A waiter's own write to the state
+ * could be read before the winner's claim and written after it on a server
+ * whose conditional updates read, then write (FerretDB v1): it would
+ * overwrite the winner's token, or its version. */
 static bool take_over(struct lock *l, const struct holder *h, int *rc)
 {
 	bson_error_t err;
 	*rc = 0;
-	if (h->ours && (*rc = db_revoke_fence(l->d, h->token)))
-		return false;
-	FAULT("takeover_revoked");
+	FAULT("takeover_removing");
 	if (remove_expired(l, h, &err))
 		return true;
 	if (err.code)
@@ -438,8 +441,8 @@ int lock_check(struct lock *l)
 }
 
 #define CLAIM_ATTEMPTS 10
-/* After a takeover (ours or another waiter's), other waiters may still
- * have a revoke of the old token in flight. FerretDB v1 applies a
+/* After a takeover, the old holder may still have a version write in
+ * flight (sent just before its lease ran out). FerretDB v1 applies a
  * conditional update as read-then-write, so one that read the state before
  * our claim can land after it and overwrite our token: we would then stop
  * at our first write (exit 9, safe, but for nothing). Such a write lands

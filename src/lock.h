@@ -9,16 +9,15 @@
  *
  * Exclusivity rests on the unique index alone, never on a conditional
  * update being atomic (FerretDB v1's are not). A waiter that sees a lease
- * unrenewed past its end takes over in three steps: it revokes the old
- * token in the state document (db_revoke_fence: from then on no state write
- * of the old holder lands), deletes that exact expired document (by _id and
- * the renewal it saw), and then inserts its own like any runner: if several
- * waiters race, the index lets exactly one in. The new holder then claims
- * the state (db_claim_state). A lease that ran out on the server's clock is
- * lost, whatever comes after: a renewal that lands late keeps the document
- * from being deleted under a waiter that judged it expired (so the lock
- * never has two documents), but not the revoked claim on the state, and
- * the holder stops at its next version write (9).
+ * unrenewed past its end deletes that exact expired document (by _id and
+ * the renewal it saw), then inserts its own like any runner: if several
+ * waiters race, the index lets exactly one in. Only that one writes the
+ * state: it claims it (db_claim_state), a compare-and-set of the token that
+ * revokes the old holder's, so from then on no state write of the old
+ * holder lands. Waiters that lost write nothing anywhere. A renewal that
+ * lands before the waiter's delete keeps the document (so the lock never
+ * has two documents) and the holder keeps the lock, if its own clock still
+ * allows it (below).
  *
  * Between the commands it sends, the holder also judges its lease on its
  * own monotonic clock (lock_check): when the last renewal is a lease old,
