@@ -161,7 +161,11 @@ static void record(struct apply *a, const struct step *s, int64_t started, const
 	                        .finished_at = wall_ms(),
 	                        .outcome = outcome,
 	                        .error = error};
-	history_write(a->d, a->c, &h);
+	/* A failure goes out at once, with what is buffered before it. */
+	if (strcmp(outcome, "applied") == 0)
+		history_record(a->d, a->c, &h);
+	else
+		history_write(a->d, a->c, &h);
 }
 
 /*

@@ -103,6 +103,10 @@ static const struct setting {
      "cap of the backoff delay (raised to RETRY_INTERVAL when below it)", NULL},
     {"WAIT_TIMEOUT", K_DURATION, MAIN, AT(wait_timeout_ms), "0", 0, INT64_MAX,
      "overall deadline for reaching the database; 0: none", NULL},
+    {"HISTORY_FLUSH_INTERVAL", K_DURATION, MAIN, AT(history_flush_ms), "1s", 0, INT64_MAX,
+     "history records of applied migrations are written together, at most this long after "
+     "the first of them, and all at the end of a run; 0: each right after its migration",
+     NULL},
     {"POD_NAME", K_TEXT, MAIN, AT(owner), NULL, 0, 0,
      "the owner recorded in the lock and the history (default: the host name)", NULL},
     {"ALLOW_BREAKING", K_BOOL, MAIN, AT(allow_breaking), "false", 0, 0,

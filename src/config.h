@@ -42,7 +42,8 @@ struct config {
 	int64_t run_timeout_ms;        /* 0: none */
 	int backup;                    /* enum backup */
 	int64_t backup_max_bytes;
-	bool has_target; /* TARGET_VERSION, entrypoint mode */
+	int64_t history_flush_ms; /* HISTORY_FLUSH_INTERVAL; 0: each record at once */
+	bool has_target;          /* TARGET_VERSION, entrypoint mode */
 	int64_t target;
 	char *owner; /* POD_NAME, else the hostname */
 

@@ -4,45 +4,123 @@
 #include "log.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Enough to amortise the insert; well under a 16 MiB message. */
+#define HISTORY_BATCH_MAX 500
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static bson_t *pending[HISTORY_BATCH_MAX]; /* under mu */
+static size_t npending;                    /* under mu */
+static int64_t oldest_ms;                  /* under mu: now_ms() of pending[0] */
+
+static bson_t *history_doc(const struct config *c, const struct history_rec *r)
+{
+	char host[256];
+	util_hostname(host, sizeof host);
+	bson_t *doc = bson_new();
+	if (r->version <= INT64_MAX)
+		BSON_APPEND_INT64(doc, "version", (int64_t)r->version);
+	BSON_APPEND_UTF8(doc, "name", r->name ? r->name : "");
+	BSON_APPEND_UTF8(doc, "direction", r->direction);
+	if (r->sha256)
+		BSON_APPEND_UTF8(doc, "sha256", r->sha256);
+	else
+		BSON_APPEND_NULL(doc, "sha256");
+	BSON_APPEND_DATE_TIME(doc, "started_at", r->started_at);
+	BSON_APPEND_DATE_TIME(doc, "finished_at", r->finished_at);
+	BSON_APPEND_INT64(doc, "duration_ms", r->finished_at - r->started_at);
+	BSON_APPEND_UTF8(doc, "outcome", r->outcome);
+	if (r->error) {
+		char *red = log_redact(r->error);
+		BSON_APPEND_UTF8(doc, "error", red);
+		bson_free(red);
+	}
+	BSON_APPEND_UTF8(doc, "owner", c->owner);
+	BSON_APPEND_UTF8(doc, "host", host);
+	BSON_APPEND_UTF8(doc, "tool", "migrate-init");
+	BSON_APPEND_UTF8(doc, "tool_version", MI_VERSION);
+	return doc;
+}
+
+/* Takes the buffer out under mu: whoever takes it sends it, so a record
+ * goes out once even when the watchdog and the main thread both flush. */
+static size_t take(bson_t **out)
+{
+	pthread_mutex_lock(&mu);
+	size_t n = npending;
+	memcpy(out, pending, n * sizeof *out);
+	npending = 0;
+	pthread_mutex_unlock(&mu);
+	return n;
+}
+
+static void send_docs(struct db *d, const struct config *c, bson_t **docs, size_t n)
+{
+	if (n == 0)
+		return;
+	mongoc_collection_t *coll = mongoc_database_get_collection(d->db, c->history_collection);
+	bson_error_t err;
+	if (!mongoc_collection_insert_many(coll, (const bson_t **)docs, n, NULL, NULL, &err))
+		log_warn("cannot write the history records",
+		         F_STR("collection", c->history_collection), F_INT("records", (int64_t)n),
+		         F_STR("error", err.message));
+	mongoc_collection_destroy(coll);
+	for (size_t i = 0; i < n; i++)
+		bson_destroy(docs[i]);
+}
+
+void history_flush(struct db *d, const struct config *c)
+{
+	bson_t *docs[HISTORY_BATCH_MAX];
+	send_docs(d, c, docs, take(docs));
+}
+
+void history_flush_detached(const struct config *c)
+{
+	bson_t *docs[HISTORY_BATCH_MAX];
+	size_t n = take(docs);
+	if (n == 0)
+		return;
+	struct db d;
+	if (db_open(&d, &c->db, 0) == 0) {
+		send_docs(&d, c, docs, n);
+		db_close(&d);
+		return;
+	}
+	log_warn("cannot write the history records on abort", F_INT("records", (int64_t)n));
+	for (size_t i = 0; i < n; i++)
+		bson_destroy(docs[i]);
+}
+
+/* Adds r; true when the buffer is now due. */
+static bool add(const struct config *c, const struct history_rec *r)
+{
+	bson_t *doc = history_doc(c, r);
+	int64_t now = now_ms();
+	pthread_mutex_lock(&mu);
+	if (npending == 0)
+		oldest_ms = now;
+	pending[npending++] = doc;
+	bool due = npending == HISTORY_BATCH_MAX || now - oldest_ms >= c->history_flush_ms;
+	pthread_mutex_unlock(&mu);
+	return due;
+}
+
+void history_record(struct db *d, const struct config *c, const struct history_rec *r)
+{
+	if (c->history && add(c, r))
+		history_flush(d, c);
+}
 
 void history_write(struct db *d, const struct config *c, const struct history_rec *r)
 {
 	if (!c->history)
 		return;
-	char host[256];
-	util_hostname(host, sizeof host);
-	bson_t doc = BSON_INITIALIZER;
-	if (r->version <= INT64_MAX)
-		BSON_APPEND_INT64(&doc, "version", (int64_t)r->version);
-	BSON_APPEND_UTF8(&doc, "name", r->name ? r->name : "");
-	BSON_APPEND_UTF8(&doc, "direction", r->direction);
-	if (r->sha256)
-		BSON_APPEND_UTF8(&doc, "sha256", r->sha256);
-	else
-		BSON_APPEND_NULL(&doc, "sha256");
-	BSON_APPEND_DATE_TIME(&doc, "started_at", r->started_at);
-	BSON_APPEND_DATE_TIME(&doc, "finished_at", r->finished_at);
-	BSON_APPEND_INT64(&doc, "duration_ms", r->finished_at - r->started_at);
-	BSON_APPEND_UTF8(&doc, "outcome", r->outcome);
-	if (r->error) {
-		char *red = log_redact(r->error);
-		BSON_APPEND_UTF8(&doc, "error", red);
-		bson_free(red);
-	}
-	BSON_APPEND_UTF8(&doc, "owner", c->owner);
-	BSON_APPEND_UTF8(&doc, "host", host);
-	BSON_APPEND_UTF8(&doc, "tool", "migrate-init");
-	BSON_APPEND_UTF8(&doc, "tool_version", MI_VERSION);
-	mongoc_collection_t *coll = mongoc_database_get_collection(d->db, c->history_collection);
-	bson_error_t err;
-	if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &err))
-		log_warn("cannot write the history record",
-		         F_STR("collection", c->history_collection), F_INT("version", r->version),
-		         F_STR("error", err.message));
-	mongoc_collection_destroy(coll);
-	bson_destroy(&doc);
+	add(c, r);
+	history_flush(d, c);
 }
 
 static int cmp_version(const void *a, const void *b)

@@ -4,6 +4,19 @@
  * reads nor writes it. Its name comes from x-history-collection (default
  * schema_migrations_history); x-history=false turns it off. A failure to
  * write history is logged and does not fail the migration.
+ *
+ * Records are buffered and sent in one insert: one insert per migration
+ * costs as much as a third state write (BENCHMARKS.md), and the history is
+ * an audit trail, not state: the state document alone says where the
+ * database is. The buffer goes out when its oldest record is
+ * HISTORY_FLUSH_INTERVAL old (checked as records are added), with any
+ * record that is not a success, and at the end of every run: success,
+ * failure, a stop, and the abort watchdog's last resort. What a SIGKILL (an
+ * OOM kill, a node lost) takes with it is at most that interval's records.
+ *
+ * Threads: the buffer is the process's (one run per process), under a
+ * mutex, so that the abort watchdog can send it over its own connection
+ * while the main thread is stuck in a migration.
  */
 #ifndef MI_HISTORY_H
 #define MI_HISTORY_H
@@ -25,7 +38,19 @@ struct history_rec {
 	const char *error;   /* NULL unless failed */
 };
 
+/* Buffers r; sends the buffer when it is due (above). */
+void history_record(struct db *d, const struct config *c, const struct history_rec *r);
+
+/* Buffers r and sends the buffer now: for records that must not wait (a
+ * failure, a backup, a restore). */
 void history_write(struct db *d, const struct config *c, const struct history_rec *r);
+
+/* Sends whatever is buffered, over d. */
+void history_flush(struct db *d, const struct config *c);
+
+/* The abort watchdog's: sends whatever is buffered over a connection of its
+ * own. */
+void history_flush_detached(const struct config *c);
 
 /* The latest successful up of one version. */
 struct history_applied {

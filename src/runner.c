@@ -5,6 +5,7 @@
 #include "db.h"
 #include "exitcode.h"
 #include "fault.h"
+#include "history.h"
 #include "inspect.h"
 #include "lock.h"
 #include "log.h"
@@ -467,6 +468,7 @@ static void abort_run(void *arg, int sig, bool mid_work)
 	 * the word above must be out before anyone SIGKILLs us. */
 	if (v.held)
 		lock_release_detached(c, v.token);
+	history_flush_detached(c);
 }
 
 /* The flags runner_main was given, for validate -db's late load. */
@@ -499,6 +501,8 @@ int runner_main(const struct command *cmd, struct config *c, const struct flag_v
 	 * finish (within the grace period). A lock we could not delete expires
 	 * after its lease: a warning (logged by lock_release), not a failure. */
 	stop_critical(true);
+	/* Before the lock goes: the next holder finds the history complete. */
+	history_flush(&r.d, c);
 	lock_release(&r.l);
 	db_close(&r.d);
 	/* No network I/O past this point: from here on we finish by ourselves. */

@@ -14,7 +14,9 @@ import datetime
 import hashlib
 import json
 import re
+import signal
 import struct
+import time
 from pathlib import Path
 
 import bson
@@ -25,6 +27,8 @@ from bson.raw_bson import RawBSONDocument
 from conftest import (
     CANARY_PASSWORD,
     REPO,
+    on_command,
+    on_version_write,
     raw_collection,
     run_gm,
     run_mi,
@@ -619,6 +623,108 @@ def test_history_off_and_renamed(tmp_path, new_db):
     s = mi(["-path", d, "-database", url_ren, "status", "-json"])
     assert s.returncode == 0, s
     assert [m["applied_by"] for m in json.loads(s.stdout)["migrations"]] == ["pod-ren"] * 4
+
+
+# Records are buffered and sent together (src/history.h): when the oldest is
+# HISTORY_FLUSH_INTERVAL old, with a failure, at the end of every run. Each
+# test holds migration 3 at the relay, so migrations 1 and 2 are applied and
+# their records either buffered or written, and looks.
+
+HIST3 = {
+    "1_one.up.json": [{"insert": "items", "documents": [{"_id": 1}]}],
+    "2_two.up.json": [{"insert": "items", "documents": [{"_id": 2}]}],
+    "3_three.up.json": [{"insert": "slow", "documents": [{"_id": 3}]}],
+}
+
+
+def outcomes(db):
+    return [(x["version"], x["outcome"]) for x in history(db)]
+
+
+APPLIED3 = [(1, "applied"), (2, "applied"), (3, "applied")]
+
+
+def test_history_buffered_then_written_by_a_stopped_run(procs, relays, dbname, db, migdir):
+    write_migrations(migdir, HIST3)
+    relay = relays()
+    held = relay.hold(on_version_write(3, True))
+    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="1h")
+    held.wait(p)
+    assert version_of(db) == (2, False)
+    assert outcomes(db) == [], "records were written one by one"
+    p.kill(signal.SIGTERM)  # migration 3 is under way: it finishes, then the run stops
+    held.resume()
+    res = p.finish()
+    assert res.returncode == 143, res
+    assert version_of(db) == (3, False)
+    assert outcomes(db) == APPLIED3
+
+
+def test_history_flush_interval_0_writes_each_record_at_once(procs, relays, dbname, db, migdir):
+    write_migrations(migdir, HIST3)
+    relay = relays()
+    held = relay.hold(on_version_write(3, True))
+    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="0")
+    held.wait(p)
+    assert outcomes(db) == APPLIED3[:2]
+    held.resume()
+    assert p.finish().returncode == 0
+    assert outcomes(db) == APPLIED3
+
+
+def test_history_goes_out_once_the_oldest_record_is_an_interval_old(procs, relays, dbname, db, migdir):
+    write_migrations(migdir, HIST3)
+    relay = relays()
+    at2 = relay.hold(on_version_write(2, True))
+    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="300ms")
+    at2.wait(p)
+    assert outcomes(db) == [], "record 1 was written alone"
+    # Record 1 is now older than the interval however fast the rest goes
+    # (a lower bound, not a race): record 2 takes both out.
+    time.sleep(0.4)
+    at3 = relay.hold(on_version_write(3, True))
+    at2.resume()
+    at3.wait(p)
+    assert outcomes(db) == APPLIED3[:2]
+    at3.resume()
+    assert p.finish().returncode == 0
+    assert outcomes(db) == APPLIED3
+
+
+def test_history_written_by_the_abort_path(procs, relays, dbname, db, migdir):
+    """The grace period runs out with migration 3's body held: the watchdog
+    releases the lock and sends the buffered records over its own
+    connection."""
+    write_migrations(migdir, HIST3)
+    relay = relays()
+    held = relay.hold(on_command("insert", "slow"))
+    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="1h", STOP_GRACE_PERIOD="300ms")
+    held.wait(p)
+    assert outcomes(db) == []
+    p.kill(signal.SIGTERM)
+    res = p.finish()
+    assert res.returncode == 143, res
+    assert version_of(db) == (3, True)
+    assert outcomes(db) == APPLIED3[:2]
+    assert db[LOCK].count_documents({}) == 0
+
+
+def test_history_sigkill_loses_the_buffered_records(procs, relays, dbname, db_url, db, migdir):
+    """What README says it costs: a SIGKILL takes the buffer with it; the
+    state is untouched by that and the next run goes on from it."""
+    write_migrations(migdir, HIST3)
+    relay = relays()
+    held = relay.hold(on_version_write(3, True))
+    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="1h", LOCK_LEASE="1s")
+    held.wait(p)
+    p.kill(signal.SIGKILL)
+    p.finish()
+    held.drop()
+    assert outcomes(db) == []
+    assert version_of(db) == (2, False)
+    r = run_mi(["-path", migdir, "-database", db_url, "up"], env={"LOCK_TIMEOUT": "10s"})
+    assert r.returncode == 0, r
+    assert outcomes(db) == [(3, "applied")]
 
 
 def test_golang_migrate_works_beside_the_history(tmp_path, db_url, db):

@@ -246,8 +246,10 @@ def test_crash_then_rerun(point, n, rep, faults_bin, db_url, db, migdir):
     assert effects(db) == first_k(TOTAL_CMDS)
     assert version_of(db) == (VERSIONS[-1], False)
     assert lock_free(db)
-    assert sorted(user_collections(db)) == sorted(
-        ["marks", "counters", "schema_migrations", LOCK, "schema_migrations_history"])
+    # The history collection may be missing: a crashed run's buffered records
+    # die with it (README, History), and a repaired run may apply nothing.
+    assert sorted(c for c in user_collections(db) if c != "schema_migrations_history") == sorted(
+        ["marks", "counters", "schema_migrations", LOCK])
 
 
 def check_release_crash(base, db):
