@@ -53,6 +53,7 @@ struct command {
 	bool all;          /* down -all */
 	bool force;        /* drop -f, unlock -force */
 	bool db;           /* validate -db */
+	bool strict;       /* validate -strict */
 	bool json;         /* status -json */
 	const char *prune; /* backups -prune N */
 	const char *ext, *dir, *format, *tz, *digits;

@@ -90,13 +90,15 @@ static const struct command_def commands[] = {
      NULL,
      false},
     {"validate",
-     "validate [-db]",
+     "validate [-db] [-strict]",
      "Check every file's name, pair and body offline (duplicates, versions past "
-     "9223372036854775807, the registry); exit 3 on problems, an empty directory too\n"
+     "9223372036854775807, the registry); exit 3 on problems, an empty directory too; warn "
+     "about commands that lose data (README, Lint)\n"
      "\tUse -db to also compare applied migrations' checksums with the files (drift: "
-     "exit 3)",
+     "exit 3)\n"
+     "\tUse -strict to exit 3 on lint warnings too",
      ARGS_IGNORED,
-     {BOOL_FLAG("db", db)},
+     {BOOL_FLAG("db", db), BOOL_FLAG("strict", strict)},
      runner_validate,
      NULL,
      true},

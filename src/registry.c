@@ -113,6 +113,30 @@ static int parse_version(const char *path, bson_iter_t *it, struct reg_version *
 	return has_version ? 0 : bad(path, "a migrations entry needs a version", NULL);
 }
 
+/* lint: {file name: [rule id, ...]}; which ids exist is lint.h's to say. */
+static int parse_lint(const char *path, const bson_iter_t *it, struct registry *r)
+{
+	bson_iter_t files, rules;
+	uint32_t len;
+	const uint8_t *data;
+	if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &files))
+		return bad(path, "lint must map file names to lists of rules", NULL);
+	while (bson_iter_next(&files)) {
+		if (!BSON_ITER_HOLDS_ARRAY(&files) || !bson_iter_recurse(&files, &rules))
+			return bad(path, "lint: a file's rules must be a list",
+			           bson_iter_key(&files));
+		while (bson_iter_next(&rules))
+			if (!BSON_ITER_HOLDS_UTF8(&rules))
+				return bad(path, "lint: a rule must be a string",
+				           bson_iter_key(&files));
+	}
+	bson_iter_document(it, &len, &data);
+	if (r->lint)
+		bson_destroy(r->lint);
+	r->lint = bson_new_from_data(data, len);
+	return 0;
+}
+
 static int parse(const char *path, const bson_t *doc, struct registry *r)
 {
 	bson_iter_t it, list;
@@ -136,6 +160,10 @@ static int parse(const char *path, const bson_t *doc, struct registry *r)
 				if (rc)
 					return rc;
 			}
+		} else if (key_is(&it, "lint", NULL)) {
+			int rc = parse_lint(path, &it, r);
+			if (rc)
+				return rc;
 		} else {
 			return bad(path, "unknown top-level key", bson_iter_key(&it));
 		}
@@ -203,6 +231,8 @@ void registry_free(struct registry *r)
 	bson_free(r->v);
 	bson_free(r->service);
 	bson_free(r->database);
+	if (r->lint)
+		bson_destroy(r->lint);
 	memset(r, 0, sizeof *r);
 }
 

@@ -15,6 +15,8 @@
  *           database: users                # that service's database
  *           collection: schema_migrations  # optional: its state collection
  *           url-env: USERS_DATABASE_URL    # optional: env var with its URL
+ *   lint:                                  # optional: data-loss rules allowed
+ *     000002_move_items.up.json: [out-replaces-collection]   # per file (lint.h)
  *
  * A dependency without url-env lives on our cluster, in its database.
  */
@@ -24,6 +26,8 @@
 #include "config.h"
 #include "plan.h"
 #include "source.h"
+
+#include <bson/bson.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +56,7 @@ struct registry {
 	char *database;
 	struct reg_version *v;
 	size_t n;
+	bson_t *lint; /* {file name: [rule id, ...]}, checked to be that shape; or NULL */
 };
 
 /* Reads dir/.migration-registry.yaml if it exists. 0, or EXIT_SOURCE after

@@ -7,6 +7,7 @@
 #include "fault.h"
 #include "history.h"
 #include "inspect.h"
+#include "lint.h"
 #include "lock.h"
 #include "log.h"
 #include "parse.h"
@@ -112,6 +113,14 @@ static int dirty_refusal(int64_t v)
 	return EXIT_DIRTY;
 }
 
+/* Warnings only, about the files this plan runs, from the plan made before
+ * the lock: nothing has been written yet. */
+static void lint_plan(struct run *r, const struct plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		lint_file(p->steps[i].m, p->steps[i].dir, &r->reg);
+}
+
 int runner_migrate(struct run *r)
 {
 	enum run_kind kind;
@@ -144,6 +153,7 @@ int runner_migrate(struct run *r)
 		if ((rc = plan_build(&r->src, r->from, kind, arg, &p)))
 			return rc;
 		bool nothing = p.n == 0;
+		lint_plan(r, &p);
 		rc = apply_check_files(&r->a, &p);
 		plan_free(&p);
 		if (rc)
@@ -280,6 +290,16 @@ int runner_validate(struct run *r)
 		rc = inspect_validate(&r->src);
 	if (rc == 0)
 		rc = reg;
+	size_t findings = rc == 0 ? lint_source(&r->src, &r->reg) : 0;
+	if (findings) {
+		printf("lint: %zu warning%s: commands that may lose data (see the log)\n", findings,
+		       findings == 1 ? "" : "s");
+		if (r->cmd->strict) {
+			log_error("validate -strict: lint warnings fail validation",
+			          F_INT("warnings", (int64_t)findings));
+			rc = EXIT_SOURCE;
+		}
+	}
 	if (rc == 0 && r->cmd->db) {
 		bool dirty;
 		if ((rc = load_database(r)) || (rc = open_database(r)) ||
