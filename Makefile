@@ -1,6 +1,7 @@
 # migrate-init. `make` builds bin/migrate-init against Debian's libmongoc,
 # libbson and libyaml; `make test` runs the unit and end-to-end tests.
 SHELL := /bin/bash
+.DEFAULT_GOAL := all
 VERSION ?= 0.1.0
 CC ?= cc
 PKGS := libmongoc-1.0 libbson-1.0 yaml-0.1 libcrypto
@@ -19,6 +20,27 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 # A variant is a build directory with its own flags: the default one, and
 # the sanitizer one (ASan + UBSan) that the test suite also runs.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# What -version reports about the build (src/version.h): the commit, and the
+# Debian source packages and versions of the C libraries linked in (for the
+# static build, build-static.sh passes STATIC_COMPONENTS). Only version.o
+# sees them, and it is rebuilt when they change (build/buildinfo).
+# MI_COMMIT_ID in the environment wins (a build with no .git: docker/).
+ifdef MI_COMMIT_ID
+COMMIT := $(MI_COMMIT_ID)
+else
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+endif
+COMPONENTS := $(shell dpkg-query -W -f='$${source:Package}=$${source:Version} ' libssl-dev libmongoc-dev libyaml-dev libc6-dev 2>/dev/null)
+STATIC_COMPONENTS ?=
+BUILDINFO := $(COMMIT) | $(COMPONENTS) | $(STATIC_COMPONENTS)
+build/buildinfo: FORCE
+	@mkdir -p build
+	@echo '$(BUILDINFO)' | cmp -s - $@ || echo '$(BUILDINFO)' >$@
+.PHONY: FORCE
+VERSION_DEFS = -DMI_COMMIT='"$(COMMIT)"' -DMI_COMPONENTS='"$(strip $(1))"'
+build/version.o build/asan/version.o build/tsan/version.o build/faults/version.o build/fuzz/version.o: build/buildinfo
+build/version.o build/asan/version.o build/tsan/version.o build/faults/version.o build/fuzz/version.o: BASE_CFLAGS += $(call VERSION_DEFS,$(COMPONENTS))
 
 .PHONY: all check asan tsan e2e-tsan faults fuzz fuzz-regress test unit e2e e2e-asan valgrind demo format format-check clean
 all: bin/migrate-init
@@ -174,6 +196,12 @@ build/static/prefix: static-prefix-check
 	@echo '$(STATIC_PREFIX)' | cmp -s - $@ || echo '$(STATIC_PREFIX)' >$@
 .PHONY: static-prefix-check
 
+# Reproducible (tests/artifact/test_reproducible.py builds twice from two
+# clones): no path of the checkout in the objects (the debug info that would
+# carry it is stripped anyway), no dates (none are used: -version's build
+# information is the commit, not a time).
+REPRO_FLAGS := -ffile-prefix-map=$(CURDIR)=.
+
 # Our code for the static build, as its libraries are built: for size (the
 # binary is the image; its CPU time is a small part of any run's). No unwind
 # tables: C with no exceptions or cancellation, and the binary is stripped,
@@ -181,7 +209,10 @@ build/static/prefix: static-prefix-check
 STATIC_OPT ?= -Os -g -fno-asynchronous-unwind-tables -fno-unwind-tables
 build/static/%.o: src/%.c src/*.h build/static/prefix $(STATIC_PREFIX)/.complete
 	@mkdir -p $(dir $@)
-	$(STATIC_CC) $(STATIC_CFLAGS) $(STATIC_OPT) -ffunction-sections -fdata-sections -c -o $@ $<
+	$(STATIC_CC) $(STATIC_CFLAGS) $(STATIC_OPT) $(REPRO_FLAGS) -ffunction-sections -fdata-sections -c -o $@ $<
+
+build/static/version.o: build/buildinfo
+build/static/version.o: STATIC_CFLAGS += $(call VERSION_DEFS,$(STATIC_COMPONENTS))
 
 bin/static/migrate-init: $(SRCS:src/%.c=build/static/%.o)
 	@mkdir -p bin/static

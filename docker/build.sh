@@ -31,11 +31,17 @@ if [ -z "${BASE:-}" ]; then
 		BASE=$(bash "$root/scripts/debootstrap-base.sh" bookworm)
 	fi
 fi
+# The context has no .git: the commit (-version, the SBOM) and its time
+# (the SBOM's, and every file's in the image) come from here.
+commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+git -C "$root" diff --quiet HEAD -- 2>/dev/null || commit=$commit-dirty
+epoch=$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)
 build() { # tag [docker build options]
 	local t=$1
 	shift
 	echo "build.sh: building $t (builder base: $BASE)" >&2
-	docker build --force-rm --network host --build-arg "BASE=$BASE" "$@" \
+	docker build --force-rm --network host --build-arg "BASE=$BASE" \
+		--build-arg "MI_COMMIT_ID=$commit" --build-arg "SOURCE_DATE_EPOCH=$epoch" "$@" \
 		-f "$root/docker/Dockerfile" -t "$t" "$root" >&2
 }
 build "$tag"

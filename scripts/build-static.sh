@@ -317,7 +317,44 @@ ensure_prefix() {
 build_binary() {
 	local jobs=()
 	[ -n "${MAKELEVEL:-}" ] || jobs=(-j"$JOBS") # under make: its jobserver
-	"${MAKE:-make}" -C "$root" --no-print-directory "${jobs[@]}" bin/static/migrate-init STATIC_PREFIX="$P"
+	# What -version reports as linked in (src/version.h): the pinned Debian
+	# source versions, and the musl that musl-gcc belongs to.
+	local components
+	components="openssl=$STATIC_OPENSSL_VERSION mongo-c-driver=$STATIC_MONGOC_VERSION"
+	components+=" libyaml=$STATIC_YAML_VERSION musl=$(dpkg-query -W -f='${Version}' musl-dev)"
+	"${MAKE:-make}" -C "$root" --no-print-directory "${jobs[@]}" bin/static/migrate-init \
+		STATIC_PREFIX="$P" STATIC_COMPONENTS="$components"
+}
+
+# Debian's copyright file (the licence texts) of each source package linked
+# in, at the pinned versions, into $P/share/licenses/SOURCE/copyright: from
+# the debian/ tarball that apt-get source downloads (no unpacking of the
+# sources; done once per prefix, and for a prefix built before this step).
+ensure_licences() {
+	local L=$P/share/licenses musl_v work pkg
+	[ -f "$L/.complete" ] && return 0
+	ensure_deb_src
+	musl_v=$(dpkg-query -W -f='${Version}' musl-dev)
+	work=$(mktemp -d)
+	step "downloading the source packages' copyright files" \
+		bash -c 'cd "$1" && apt-get source --download-only -o APT::Sandbox::User=root \
+			"openssl=$2" "mongo-c-driver=$3" "libyaml=$4" "musl=$5"' \
+		_ "$work" "$STATIC_OPENSSL_VERSION" "$STATIC_MONGOC_VERSION" "$STATIC_YAML_VERSION" "$musl_v"
+	for pkg in openssl mongo-c-driver libyaml musl; do
+		mkdir -p "$L/$pkg"
+		tar -xOf "$(ls "$work/${pkg}_"*.debian.tar.*)" debian/copyright >"$L/$pkg/copyright" ||
+			die "no debian/copyright in $pkg's source package"
+	done
+	rm -rf "$work"
+	touch "$L/.complete"
+}
+
+# The SBOM (SPDX 2.3) and the licence texts, beside the binary.
+write_sbom() {
+	ensure_licences
+	STATIC_OPENSSL_VERSION=$STATIC_OPENSSL_VERSION STATIC_MONGOC_VERSION=$STATIC_MONGOC_VERSION \
+		STATIC_YAML_VERSION=$STATIC_YAML_VERSION STATIC_PREFIX=$P \
+		/usr/bin/python3 "$here/sbom.py" "$root/bin/static/migrate-init" >&2
 }
 
 check_and_report() {
@@ -384,6 +421,7 @@ all)
 	ensure_prefix
 	build_binary
 	check_and_report
+	write_sbom
 	;;
 *)
 	echo "usage: $0 [deps]" >&2

@@ -108,14 +108,15 @@ void cli_usage(void *stream)
 {
 	FILE *f = stream;
 	fprintf(f, "Usage: migrate-init OPTIONS [COMMAND [arg...]]\n"
-	           "       migrate-init [ -version | -help ]\n\n"
+	           "       migrate-init [ -version [-json] | -help ]\n\n"
 	           "Options:\n");
 	const char *name, *help;
 	bool is_bool;
 	for (size_t i = 0; config_flag(i, &name, &is_bool, &help); i++)
 		fprintf(f, "  %-17s %s\n", name, help);
 	fprintf(f, "  %-17s %s\n  %-17s %s\n  %-17s %s\n\nCommands:\n", "-verbose",
-	        "Print verbose logging (LOG_LEVEL=debug)", "-version", "Print version", "-help",
+	        "Print verbose logging (LOG_LEVEL=debug)", "-version",
+	        "Print version; -json adds the commit and the C libraries inside", "-help",
 	        "Print usage");
 	const struct command_def *def;
 	for (size_t i = 1; (def = command_at(i)); i++) {
@@ -169,8 +170,9 @@ int cli_parse(int argc, char **argv, struct cli *c)
 	    {"h", true, &c->help, NULL, NULL, NULL},
 	    {"version", true, &c->show_version, NULL, NULL, NULL},
 	    {"verbose", true, &c->verbose, NULL, NULL, NULL},
+	    {"json", true, &c->version_json, NULL, NULL, NULL},
 	};
-	size_t n = 4;
+	size_t n = 5;
 	const char *name, *help;
 	bool is_bool;
 	for (size_t k = 0; n < CLI_MAX_FLAGS && config_flag(k, &name, &is_bool, &help); k++)
@@ -180,6 +182,10 @@ int cli_parse(int argc, char **argv, struct cli *c)
 	if (rc)
 		return rc;
 	c->cmd.def = command_find("");
+	if (c->version_json && !c->show_version) {
+		log_error("-json goes with -version (a command's own -json comes after it)");
+		return EXIT_USAGE;
+	}
 	if (i == argc)
 		return 0;
 	const char *cmd = argv[i++];

@@ -19,6 +19,7 @@
 struct cli {
 	bool help;
 	bool show_version;
+	bool version_json; /* -version -json */
 	bool verbose;
 	/* The global flags that are settings, in the order given. */
 	struct flag_value flags[CLI_MAX_FLAGS];

@@ -6,6 +6,7 @@
 #include "runner.h"
 #include "termination.h"
 #include "util.h"
+#include "version.h"
 
 #include <mongoc/mongoc.h>
 #include <signal.h>
@@ -43,7 +44,7 @@ static int run(int argc, char **argv)
 	} else if (cli.help) {
 		cli_usage(stdout);
 	} else if (cli.show_version) {
-		printf("%s\n", MI_VERSION);
+		version_print(stdout, cli.version_json);
 	} else if (cli.cmd.help) {
 		cli_command_usage(cli.cmd.def, stdout);
 	} else {

@@ -550,7 +550,7 @@ def _tool_version():
     global TOOL_VERSION
     r = run_mi(["-version"])
     assert r.returncode == 0, r
-    TOOL_VERSION = r.stdout.strip()
+    TOOL_VERSION = r.stdout.splitlines()[0]
     assert TOOL_VERSION
 
 

@@ -388,6 +388,19 @@ def test_version_and_help_flags():
         res = run_mi([flag])
         assert res.returncode == 0, res
         assert res.stdout.strip() != ""
+    # The version alone first (what golang-migrate prints), then the build.
+    lines = run_mi(["-version"]).stdout.splitlines()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", lines[0]), lines
+    assert re.fullmatch(r"commit [0-9a-f]{40}(-dirty)?|commit unknown", lines[1]), lines
+    names = [l.split()[0] for l in lines[2:]]
+    assert sorted(names) == sorted([names[0], "openssl", "libmongoc", "libbson", "libyaml"]) and names[0] in ("glibc", "musl"), lines
+    assert all(re.fullmatch(r"\S+ \d[\w.]* \(Debian source \S+ \S+\)", l) for l in lines[2:]), lines
+    j = json.loads(run_mi(["-version", "-json"]).stdout)
+    assert j["version"] == lines[0] and j["commit"] == lines[1].split()[1], j
+    assert [c["name"] for c in j["components"]] == names
+    assert all(c["debian_version"] and c["version"] for c in j["components"]), j
+    bad = run_mi(["-json"])
+    assert bad.returncode == 2 and "-json goes with -version" in bad.stderr, bad
     res = run_mi(["-help"])
     assert res.returncode == 0, res
     assert "force" in res.stdout + res.stderr
