@@ -17,6 +17,14 @@
  *           url-env: USERS_DATABASE_URL    # optional: env var with its URL
  *
  * A dependency without url-env lives on our cluster, in its database.
+ *
+ * In a central layout (services.h) the registry also says where the service
+ * itself lives: database on DATABASE_URL's cluster, or url-env (an env var
+ * holding its own URL), and a dependency may leave out database and url-env:
+ * they are the named service's (services_load fills them in).
+ *
+ * Database names are checked as MongoDB would (non-empty, under 64 bytes,
+ * none of / \ . space " $ * < > : | ? or control characters).
  */
 #ifndef MI_REGISTRY_H
 #define MI_REGISTRY_H
@@ -50,6 +58,7 @@ struct registry {
 	bool present;
 	char *service;
 	char *database;
+	char *url_env; /* the service's own URL (central layout) */
 	struct reg_version *v;
 	size_t n;
 };
@@ -57,6 +66,13 @@ struct registry {
 /* Reads dir/.migration-registry.yaml if it exists. 0, or EXIT_SOURCE after
  * logging what is wrong with it. */
 int registry_load(struct registry *r, const char *dir);
+
+/* The same for one service of a central layout: dependencies may leave out
+ * database and url-env (services_load fills them in). */
+int registry_load_service(struct registry *r, const char *dir);
+
+/* Whether name is a database name MongoDB accepts. */
+bool registry_database_name_ok(const char *name);
 void registry_free(struct registry *r);
 
 const struct reg_version *registry_find(const struct registry *r, uint64_t version);
