@@ -26,6 +26,7 @@ enum kind {
 	K_BOOL,       /* bool: Go's ParseBool; as a flag, given bare means true */
 	K_TEXT,       /* char *: any non-empty text */
 	K_FILE_URL,   /* char *: the directory of a file:// URL */
+	K_LIST,       /* char *: comma-separated names; a flag may be repeated */
 	K_LOG_FORMAT, /* int: json or text */
 	K_LOG_LEVEL,  /* int: debug, info, warn, error */
 	K_CHOICE,     /* int: the index of the value in the row's choices */
@@ -135,6 +136,10 @@ static const struct setting {
      "over this many bytes in the collections to copy, refuse before any migration runs", NULL},
     {"DEPENDENCY_TIMEOUT", K_DURATION, MAIN, AT(dependency_timeout_ms), "5m", 0, INT64_MAX,
      "how long to wait for another service's version (registry)", NULL},
+    {"SERVICES", K_LIST, MAIN, AT(services), NULL, 0, 0,
+     "central layout: run only these services (comma-separated); default: all", NULL},
+    {"-service", K_LIST, MAIN, AT(services), NULL, 0, 0,
+     "Run only service NAME of a central layout (repeatable)", NULL},
     {"-prefetch", K_COUNT, MAIN, NO_FIELD, NULL, 0, UINT32_MAX,
      "Accepted for compatibility; every file is read before the run", NULL}};
 
@@ -264,6 +269,14 @@ static int apply(struct config *c, const struct setting *s, const char *v)
 			return bad_value(s->name, v, "expected true or false");
 		*(bool *)field = b;
 		return 0;
+	case K_LIST:
+		for (const char *p = v;; p += strcspn(p, ",") + 1) {
+			if (strcspn(p, ",") == 0)
+				return bad_value(s->name, v, "expected names separated by commas");
+			if (!p[strcspn(p, ",")])
+				break;
+		}
+		/* fall through */
 	case K_TEXT:
 		bson_free(*(char **)field);
 		*(char **)field = bson_strdup(v);
@@ -318,13 +331,24 @@ static int apply(struct config *c, const struct setting *s, const char *v)
 	return 0;
 }
 
+/* The last one given, as Go's flag package; a list flag's values joined
+ * (*joined, to free). */
 static const char *flag_given(const struct setting *s, const struct flag_value *flags,
-                              size_t nflags)
+                              size_t nflags, char **joined)
 {
 	const char *v = NULL;
-	for (size_t i = 0; i < nflags; i++)
-		if (strcmp(flags[i].name, s->name) == 0)
-			v = flags[i].value; /* the last one given, as Go's flag package */
+	*joined = NULL;
+	for (size_t i = 0; i < nflags; i++) {
+		if (strcmp(flags[i].name, s->name) != 0)
+			continue;
+		if (s->kind == K_LIST && v) {
+			char *both = bson_strdup_printf("%s,%s", v, flags[i].value);
+			bson_free(*joined);
+			v = *joined = both;
+		} else {
+			v = flags[i].value;
+		}
+	}
 	return v;
 }
 
@@ -339,8 +363,12 @@ static int load_phase(struct config *c, enum phase phase, const struct flag_valu
 			return rc;
 	for (size_t k = 0; k < NSETTINGS; k++) {
 		const struct setting *s = &settings[k];
-		const char *v = is_flag(s) ? flag_given(s, flags, nflags) : config_env(s->name);
-		if (s->phase == phase && v && (rc = apply(c, s, v)))
+		char *joined = NULL;
+		const char *v =
+		    is_flag(s) ? flag_given(s, flags, nflags, &joined) : config_env(s->name);
+		rc = s->phase == phase && v ? apply(c, s, v) : 0;
+		bson_free(joined);
+		if (rc)
 			return rc;
 	}
 	return 0;
@@ -525,7 +553,8 @@ static int check_tls_files(const mongoc_uri_t *uri)
 	return 0;
 }
 
-int config_load_database(struct config *c, const struct flag_value *flags, size_t nflags)
+/* Which URL: -database, else DATABASE_URL or DATABASE_URL_FILE. */
+static int pick_url(struct config *c, const struct flag_value *flags, size_t nflags)
 {
 	int rc = 0;
 	const char *v = NULL, *file = config_env("DATABASE_URL_FILE");
@@ -557,6 +586,14 @@ int config_load_database(struct config *c, const struct flag_value *flags, size_
 		url_source = "-database";
 		c->url = bson_strdup(v);
 	}
+	return 0;
+}
+
+/* c->url, named url_source, into the options; database (NULL: the URL's
+ * path, then required) names the database. */
+static int load_url(struct config *c, const char *database)
+{
+	int rc;
 	url_register_secrets(c->url);
 	c->db.migrations_collection = bson_strdup("schema_migrations");
 	c->lock_collection = bson_strdup("migrate_advisory_lock");
@@ -599,7 +636,7 @@ int config_load_database(struct config *c, const struct flag_value *flags, size_
 		mongoc_uri_destroy(uri);
 		return rc;
 	}
-	const char *db = mongoc_uri_get_database(uri);
+	const char *db = database ? database : mongoc_uri_get_database(uri);
 	if (!db || !*db) {
 		mongoc_uri_destroy(uri);
 		log_error("no database name in the database URL: add it as the path, "
@@ -613,16 +650,50 @@ int config_load_database(struct config *c, const struct flag_value *flags, size_
 	return 0;
 }
 
-void config_free(struct config *c)
+int config_load_database(struct config *c, const struct flag_value *flags, size_t nflags)
 {
-	bson_free(c->termination_path);
-	bson_free(c->source_dir);
+	int rc = pick_url(c, flags, nflags);
+	return rc ? rc : load_url(c, NULL);
+}
+
+int config_load_service_database(struct config *c, const struct flag_value *flags, size_t nflags,
+                                 const char *url_env, const char *database)
+{
+	config_free_database(c);
+	if (!url_env) {
+		int rc = pick_url(c, flags, nflags);
+		return rc ? rc : load_url(c, database);
+	}
+	const char *v = config_env(url_env);
+	if (!v) {
+		log_error("the variable a service's registry names as its url-env is not set",
+		          F_STR("variable", url_env));
+		return EXIT_USAGE;
+	}
+	url_source = url_env;
+	c->url = bson_strdup(v);
+	return load_url(c, database);
+}
+
+void config_free_database(struct config *c)
+{
 	bson_free(c->url);
 	bson_free(c->db.uri);
 	bson_free(c->db.name);
 	bson_free(c->db.migrations_collection);
 	bson_free(c->lock_collection);
 	bson_free(c->history_collection);
+	c->url = NULL;
+	c->db = (struct db_options){0};
+	c->lock_collection = c->history_collection = NULL;
+}
+
+void config_free(struct config *c)
+{
+	bson_free(c->termination_path);
+	bson_free(c->source_dir);
 	bson_free(c->owner);
+	bson_free(c->services);
+	config_free_database(c);
 	memset(c, 0, sizeof *c);
 }

@@ -45,7 +45,8 @@ struct config {
 	int64_t history_flush_ms; /* HISTORY_FLUSH_INTERVAL; 0: each record at once */
 	bool has_target;          /* TARGET_VERSION, entrypoint mode */
 	int64_t target;
-	char *owner; /* POD_NAME, else the hostname */
+	char *owner;    /* POD_NAME, else the hostname */
+	char *services; /* SERVICES, -service (repeatable): comma-separated; NULL: all */
 
 	/* config_load_database: the URL and golang-migrate's x- options. */
 	char *url;            /* as given: a secret */
@@ -83,6 +84,17 @@ int config_load(struct config *c, const struct flag_value *flags, size_t nflags)
 /* The database URL and its options. 0, EXIT_USAGE, or EXIT_AUTH for a TLS
  * file the URL names that cannot be read. */
 int config_load_database(struct config *c, const struct flag_value *flags, size_t nflags);
+
+/* For one service of a central layout (services.h): the URL in the
+ * variable url_env (NULL: the one config_load_database reads, whose path
+ * then need not name a database), with database (NULL: the URL's) as the
+ * database. Replaces the database part c held. 0, EXIT_USAGE, or EXIT_AUTH
+ * as config_load_database. */
+int config_load_service_database(struct config *c, const struct flag_value *flags, size_t nflags,
+                                 const char *url_env, const char *database);
+
+/* Frees the database part (config_load_database's) only. */
+void config_free_database(struct config *c);
 
 /* A variable the settings table does not list, by a name the migration
  * registry gives (a dependency's url-env). NULL when unset or empty. */

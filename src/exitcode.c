@@ -57,3 +57,24 @@ void exit_print_table(void *stream)
 		fprintf(f, "  %-4d  %-5s  %s\n", table[i].code, table[i].retry, table[i].meaning);
 	fprintf(f, "  %-4s  %-5s  %s\n", "128+n", "yes", "stopped by signal n");
 }
+
+/* Higher is worse; see exit_worst. */
+static int severity(int code)
+{
+	static const int order[] = {
+	    EXIT_MIGRATION,  EXIT_DIRTY,       EXIT_AUTH,      EXIT_SOURCE,       EXIT_USAGE,
+	    EXIT_INTERNAL,   EXIT_SIGNAL_BASE, EXIT_LOCK_LOST, EXIT_LOCK_TIMEOUT, EXIT_UNREACHABLE,
+	    EXIT_DEPENDENCY, EXIT_PENDING,     EXIT_OK};
+	const int n = (int)(sizeof order / sizeof order[0]);
+	if (code > EXIT_SIGNAL_BASE)
+		code = EXIT_SIGNAL_BASE;
+	for (int i = 0; i < n; i++)
+		if (order[i] == code)
+			return n - i;
+	return n - 5; /* an unknown code: as an internal error */
+}
+
+int exit_worst(int a, int b)
+{
+	return severity(b) > severity(a) ? b : a;
+}

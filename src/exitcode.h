@@ -29,6 +29,14 @@ const char *exit_meaning(int code);
 /* "yes", "no", "maybe" or "-": whether running again can help. */
 const char *exit_retry(int code);
 
+/* Of two runs' codes, the one a run of several (a central layout's
+ * services) exits with. Worst first: 7, 8, 5, 3, 2 (no retry helps: a
+ * person must act, so a Job stops at once), 1, 128+n, 9, 6, 4 (a retry
+ * may help), 11 (in such a run, usually the consequence of another
+ * service's failure), 10, 0. EXIT_ORDER is that order as text. */
+int exit_worst(int a, int b);
+#define EXIT_ORDER "7, 8, 5, 3, 2, 1, 128+n, 9, 6, 4, 11, 10, 0"
+
 /* Writes the whole table, as -help prints it. */
 void exit_print_table(void *stream);
 

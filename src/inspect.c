@@ -80,7 +80,7 @@ static const char *state_of(const struct migration *m, int64_t version, bool dir
 }
 
 int inspect_status(struct db *d, const struct config *c, const struct source *s, int64_t version,
-                   bool dirty, bool json)
+                   bool dirty, bool json, const char *service)
 {
 	struct history_applied *h;
 	size_t n, pending = 0;
@@ -89,6 +89,8 @@ int inspect_status(struct db *d, const struct config *c, const struct source *s,
 		return rc;
 	bson_t out = BSON_INITIALIZER, arr;
 	if (json) {
+		if (service)
+			BSON_APPEND_UTF8(&out, "service", service);
 		if (version >= 0)
 			BSON_APPEND_INT64(&out, "version", version);
 		else

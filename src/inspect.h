@@ -22,8 +22,9 @@ int inspect_validate(const struct source *s);
 int inspect_drift(struct db *d, const struct config *c, const struct source *s, int64_t version);
 
 /* Applied and pending migrations, as a table or as JSON. */
+/* service: a central layout's, named in the JSON (NULL: none). */
 int inspect_status(struct db *d, const struct config *c, const struct source *s, int64_t version,
-                   bool dirty, bool json);
+                   bool dirty, bool json, const char *service);
 
 /* What a plan would run, one line a step. */
 void inspect_print_plan(const struct plan *p);

@@ -33,7 +33,7 @@ static int run(int argc, char **argv)
 {
 	struct cli cli;
 	struct config c;
-	char status[256] = "";
+	char status[2048] = ""; /* a central layout's: a part per service */
 	/* Logging first, so that every later error honours it. */
 	int rc = config_early(&c);
 	if (rc == 0)

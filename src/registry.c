@@ -40,7 +40,28 @@ static int get_version(const bson_iter_t *it, uint64_t *out)
 	return 0;
 }
 
-static int parse_dep(const char *path, bson_iter_t *it, struct reg_dep *d)
+bool registry_database_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= 64)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || strchr("/\\. \"$*<>:|?", *p))
+			return false;
+	return true;
+}
+
+static int check_database(const char *path, const char *name)
+{
+	if (!name || registry_database_name_ok(name))
+		return 0;
+	return bad(path,
+	           "not a database name MongoDB accepts (1 to 63 bytes; no space, control "
+	           "character or any of /\\.\"$*<>:|?)",
+	           name);
+}
+
+static int parse_dep(const char *path, bson_iter_t *it, struct reg_dep *d, bool central)
 {
 	bson_iter_t f;
 	bool has_min = false;
@@ -70,12 +91,12 @@ static int parse_dep(const char *path, bson_iter_t *it, struct reg_dep *d)
 	}
 	if (!d->service || !has_min)
 		return bad(path, "a dependency needs service and min-version", d->service);
-	if (!d->database && !d->url_env)
+	if (!d->database && !d->url_env && !central)
 		return bad(path, "a dependency needs its database (or url-env)", d->service);
-	return 0;
+	return check_database(path, d->database);
 }
 
-static int parse_version(const char *path, bson_iter_t *it, struct reg_version *v)
+static int parse_version(const char *path, bson_iter_t *it, struct reg_version *v, bool central)
 {
 	bson_iter_t f, deps;
 	bool has_version = false;
@@ -102,7 +123,7 @@ static int parse_version(const char *path, bson_iter_t *it, struct reg_version *
 				v->deps = bson_realloc(v->deps, (v->ndeps + 1) * sizeof *v->deps);
 				memset(&v->deps[v->ndeps], 0, sizeof *v->deps);
 				v->ndeps++;
-				int rc = parse_dep(path, &deps, &v->deps[v->ndeps - 1]);
+				int rc = parse_dep(path, &deps, &v->deps[v->ndeps - 1], central);
 				if (rc)
 					return rc;
 			}
@@ -137,16 +158,18 @@ static int parse_lint(const char *path, const bson_iter_t *it, struct registry *
 	return 0;
 }
 
-static int parse(const char *path, const bson_t *doc, struct registry *r)
+static int parse(const char *path, const bson_t *doc, struct registry *r, bool central)
 {
 	bson_iter_t it, list;
 	if (!bson_iter_init(&it, doc))
 		return bad(path, "corrupt document", NULL);
 	while (bson_iter_next(&it)) {
-		if (key_is(&it, "service", "database")) {
-			char **dst = key_is(&it, "service", NULL) ? &r->service : &r->database;
-			if (!BSON_ITER_HOLDS_UTF8(&it))
-				return bad(path, "must be a string", bson_iter_key(&it));
+		if (key_is(&it, "service", "database") || key_is(&it, "url-env", "url_env")) {
+			char **dst = key_is(&it, "service", NULL)    ? &r->service
+			             : key_is(&it, "database", NULL) ? &r->database
+			                                             : &r->url_env;
+			if (!BSON_ITER_HOLDS_UTF8(&it) || !*bson_iter_utf8(&it, NULL))
+				return bad(path, "must be a non-empty string", bson_iter_key(&it));
 			bson_free(*dst);
 			*dst = bson_strdup(bson_iter_utf8(&it, NULL));
 		} else if (key_is(&it, "migrations", NULL)) {
@@ -156,7 +179,7 @@ static int parse(const char *path, const bson_t *doc, struct registry *r)
 				r->v = bson_realloc(r->v, (r->n + 1) * sizeof *r->v);
 				memset(&r->v[r->n], 0, sizeof *r->v);
 				r->n++;
-				int rc = parse_version(path, &list, &r->v[r->n - 1]);
+				int rc = parse_version(path, &list, &r->v[r->n - 1], central);
 				if (rc)
 					return rc;
 			}
@@ -170,10 +193,10 @@ static int parse(const char *path, const bson_t *doc, struct registry *r)
 	}
 	if (!r->service)
 		return bad(path, "the registry needs a service name", NULL);
-	return 0;
+	return check_database(path, r->database);
 }
 
-int registry_load(struct registry *r, const char *dir)
+static int load(struct registry *r, const char *dir, bool central)
 {
 	memset(r, 0, sizeof *r);
 	char *path = bson_strdup_printf("%s/%s", dir, REGISTRY_FILE);
@@ -197,7 +220,7 @@ int registry_load(struct registry *r, const char *dir)
 			rc = bad(path, "cannot parse the registry", err);
 		} else {
 			r->present = true;
-			rc = parse(path, doc, r);
+			rc = parse(path, doc, r, central);
 			bson_destroy(doc);
 		}
 	}
@@ -205,6 +228,9 @@ int registry_load(struct registry *r, const char *dir)
 	bson_free(path);
 	/* Every URL a dependency names is a secret from the start, before
 	 * anything (a heartbeat's warning, say) could log it. */
+	const char *own = rc == 0 && r->url_env ? config_env(r->url_env) : NULL;
+	if (own)
+		url_register_secrets(own);
 	for (size_t i = 0; rc == 0 && i < r->n; i++)
 		for (size_t j = 0; j < r->v[i].ndeps; j++) {
 			const char *url =
@@ -213,6 +239,16 @@ int registry_load(struct registry *r, const char *dir)
 				url_register_secrets(url);
 		}
 	return rc;
+}
+
+int registry_load(struct registry *r, const char *dir)
+{
+	return load(r, dir, false);
+}
+
+int registry_load_service(struct registry *r, const char *dir)
+{
+	return load(r, dir, true);
 }
 
 void registry_free(struct registry *r)
@@ -233,6 +269,7 @@ void registry_free(struct registry *r)
 	bson_free(r->database);
 	if (r->lint)
 		bson_destroy(r->lint);
+	bson_free(r->url_env);
 	memset(r, 0, sizeof *r);
 }
 

@@ -19,6 +19,14 @@
  *     000002_move_items.up.json: [out-replaces-collection]   # per file (lint.h)
  *
  * A dependency without url-env lives on our cluster, in its database.
+ *
+ * In a central layout (services.h) the registry also says where the service
+ * itself lives: database on DATABASE_URL's cluster, or url-env (an env var
+ * holding its own URL), and a dependency may leave out database and url-env:
+ * they are the named service's (services_load fills them in).
+ *
+ * Database names are checked as MongoDB would (non-empty, under 64 bytes,
+ * none of / \ . space " $ * < > : | ? or control characters).
  */
 #ifndef MI_REGISTRY_H
 #define MI_REGISTRY_H
@@ -54,6 +62,7 @@ struct registry {
 	bool present;
 	char *service;
 	char *database;
+	char *url_env; /* the service's own URL (central layout) */
 	struct reg_version *v;
 	size_t n;
 	bson_t *lint; /* {file name: [rule id, ...]}, checked to be that shape; or NULL */
@@ -62,6 +71,13 @@ struct registry {
 /* Reads dir/.migration-registry.yaml if it exists. 0, or EXIT_SOURCE after
  * logging what is wrong with it. */
 int registry_load(struct registry *r, const char *dir);
+
+/* The same for one service of a central layout: dependencies may leave out
+ * database and url-env (services_load fills them in). */
+int registry_load_service(struct registry *r, const char *dir);
+
+/* Whether name is a database name MongoDB accepts. */
+bool registry_database_name_ok(const char *name);
 void registry_free(struct registry *r);
 
 const struct reg_version *registry_find(const struct registry *r, uint64_t version);

@@ -14,6 +14,7 @@
 #include "plan.h"
 #include "progress.h"
 #include "registry.h"
+#include "services.h"
 #include "stop.h"
 #include "termination.h"
 #include "util.h"
@@ -38,6 +39,7 @@ struct run {
 	struct apply a;
 	int64_t from; /* the version as read before the work */
 	int64_t started;
+	const struct service *svc; /* a central layout's service; NULL: the one set */
 };
 
 static void set_from(struct run *r, int64_t v, bool dirty)
@@ -118,7 +120,18 @@ static int dirty_refusal(int64_t v)
 static void lint_plan(struct run *r, const struct plan *p)
 {
 	for (size_t i = 0; i < p->n; i++)
-		lint_file(p->steps[i].m, p->steps[i].dir, &r->reg);
+		lint_file(p->steps[i].m, p->steps[i].dir, r->a.reg);
+}
+
+/* The registry beside the migrations; a central layout's service has its
+ * own already, with its dependencies completed (services.h). */
+static int load_registry(struct run *r)
+{
+	if (r->svc) {
+		r->a.reg = &r->svc->reg;
+		return 0;
+	}
+	return registry_load(&r->reg, r->c->source_dir);
 }
 
 int runner_migrate(struct run *r)
@@ -130,7 +143,7 @@ int runner_migrate(struct run *r)
 		return rc;
 	if ((rc = source_load(&r->src, r->c->source_dir)))
 		return rc;
-	if ((rc = registry_load(&r->reg, r->c->source_dir)))
+	if ((rc = load_registry(r)))
 		return rc;
 	if (r->src.n == 0) {
 		/* An empty /migrations is a packaging mistake far more often than
@@ -273,7 +286,8 @@ int runner_status(struct run *r)
 		return rc;
 	struct plan none = {0};
 	apply_check_files(&r->a, &none); /* status reads no body: broken ones are warnings */
-	return inspect_status(&r->d, r->c, &r->src, r->from, dirty, r->cmd->json);
+	return inspect_status(&r->d, r->c, &r->src, r->from, dirty, r->cmd->json,
+	                      r->svc ? r->svc->name : NULL);
 }
 
 static int load_database(struct run *r);
@@ -281,16 +295,16 @@ static int load_database(struct run *r);
 int runner_validate(struct run *r)
 {
 	int rc = source_load(&r->src, r->c->source_dir);
-	int reg = registry_load(&r->reg, r->c->source_dir);
+	int reg = load_registry(r);
 	if (reg == 0)
-		reg = registry_validate(&r->reg, &r->src);
+		reg = registry_validate(r->a.reg, &r->src);
 	if (rc == 0)
 		rc = source_report_all(&r->src);
 	if (rc == 0)
 		rc = inspect_validate(&r->src);
 	if (rc == 0)
 		rc = reg;
-	size_t findings = rc == 0 ? lint_source(&r->src, &r->reg) : 0;
+	size_t findings = rc == 0 ? lint_source(&r->src, r->a.reg) : 0;
 	if (findings) {
 		printf("lint: %zu warning%s: commands that may lose data (see the log)\n", findings,
 		       findings == 1 ? "" : "s");
@@ -446,13 +460,17 @@ int runner_backups(struct run *r)
 static void summary(const struct run *r, int rc, char *status, size_t len)
 {
 	struct progress p = progress_get();
-	char state[96];
+	char state[96], code[24] = "";
 	progress_describe(&p, state, sizeof state);
-	snprintf(status, len, "%zu migration(s) applied; %s", p.applied, state);
+	if (r->svc && rc)
+		snprintf(code, sizeof code, "exit %d, ", rc);
+	snprintf(status, len, "%s%zu migration(s) applied%s %s", code, p.applied,
+	         r->svc ? "," : ";", state);
 	/* plan's 10 is an answer, not a failure; wait's 10 is a failure */
 	bool fine = rc == 0 || (rc == EXIT_PENDING && r->cmd->def->run == runner_plan);
 	log_summary(
-	    fine ? LOG_INFO : LOG_ERROR, "run finished", F_STR("command", command_label(r->cmd)),
+	    fine ? LOG_INFO : LOG_ERROR, r->svc ? "service finished" : "run finished",
+	    F_STR("command", command_label(r->cmd)), F_STR("service", r->svc ? r->svc->name : NULL),
 	    F_INT("from_version", r->from), F_INT("to_version", p.to), F_BOOL("dirty", p.dirty),
 	    F_INT("applied", (int64_t)p.applied), F_INT("duration_ms", now_ms() - r->started),
 	    F_STR("result", rc == 0 ? "ok" : exit_meaning(rc)), F_INT("exit_code", rc), F_END);
@@ -497,24 +515,35 @@ static size_t given_nflags;
 
 static int load_database(struct run *r)
 {
+	if (r->svc)
+		return config_load_service_database(r->c, given_flags, given_nflags,
+		                                    r->svc->reg.url_env, r->svc->reg.database);
 	return config_load_database(r->c, given_flags, given_nflags);
 }
 
-int runner_main(const struct command *cmd, struct config *c, const struct flag_value *flags,
-                size_t nflags, char *status, size_t len)
+static void init_run(struct run *r, const struct command *cmd, struct config *c,
+                     const struct service *svc, int64_t started)
 {
-	struct run r = {.cmd = cmd, .c = c, .from = VERSION_NIL, .started = now_ms()};
-	r.a = (struct apply){.d = &r.d, .l = &r.l, .c = c, .src = &r.src, .reg = &r.reg};
+	*r = (struct run){.cmd = cmd, .c = c, .from = VERSION_NIL, .started = now_ms(), .svc = svc};
+	r->a = (struct apply){.d = &r->d, .l = &r->l, .c = c, .src = &r->src, .reg = &r->reg};
+	/* RUN_TIMEOUT bounds the whole run, every service of it. */
 	if (c->run_timeout_ms > 0)
-		r.a.run_deadline = r.started + c->run_timeout_ms;
-	given_flags = flags;
-	given_nflags = nflags;
-	progress_start(command_label(cmd));
-	int rc = cmd->def->offline ? 0 : load_database(&r);
-	stop_install(c->stop_grace_ms);
-	stop_set_abort(abort_run, c);
+		r->a.run_deadline = started + c->run_timeout_ms;
+}
+
+/*
+ * One set of migrations: the row's run function with the database part of
+ * the configuration loaded (unless offline), and the end of every run:
+ * history written, then the lock released, then the connection closed.
+ * Leaves the stop handling in its critical section (the end of the run).
+ */
+static int run_set(struct run *r, const char *label)
+{
+	progress_start(label);
+	int rc = r->cmd->def->offline ? 0 : load_database(r);
+	stop_set_abort(abort_run, r->c);
 	if (rc == 0)
-		rc = cmd->def->run(&r);
+		rc = r->cmd->def->run(r);
 	if (rc == 0 && stop_requested())
 		rc = EXIT_SIGNAL_BASE + stop_requested();
 	/* Releasing the lock and closing are part of the work a stop lets
@@ -522,13 +551,206 @@ int runner_main(const struct command *cmd, struct config *c, const struct flag_v
 	 * after its lease: a warning (logged by lock_release), not a failure. */
 	stop_critical(true);
 	/* Before the lock goes: the next holder finds the history complete. */
-	history_flush(&r.d, c);
-	lock_release(&r.l);
-	db_close(&r.d);
+	history_flush(&r->d, r->c);
+	lock_release(&r->l);
+	db_close(&r->d);
+	return rc;
+}
+
+static void free_run(struct run *r)
+{
+	source_free(&r->src);
+	registry_free(&r->reg);
+}
+
+/* The commands that run for every service of a central layout at once;
+ * the others (and a version argument or TARGET_VERSION, which mean one
+ * service's versions) need exactly one service chosen. */
+static int central_allowed(const struct command *cmd, const struct config *c, size_t nsel)
+{
+	static const char *const many[] = {"", "up", "plan", "status", "validate", "wait", NULL};
+	bool ok = nsel == 1;
+	for (size_t i = 0; !ok && many[i]; i++)
+		ok =
+		    strcmp(cmd->def->name, many[i]) == 0 &&
+		    !(cmd->has_arg && cmd->def->args != ARGS_LIMIT) &&
+		    !(c->has_target && (!cmd->def->name[0] || strcmp(cmd->def->name, "plan") == 0));
+	if (ok)
+		return 0;
+	log_error("in a central layout this command runs for one service: choose it with "
+	          "-service NAME (or SERVICES=NAME)",
+	          F_STR("command", command_label(cmd)), F_INT("services", (int64_t)nsel),
+	          F_STR("hint",
+	                "entrypoint, up [N], plan, status, validate and wait run for "
+	                "several; a version (argument or TARGET_VERSION) is one service's"));
+	return EXIT_USAGE;
+}
+
+/* Appends sep and text to out (of len bytes), as far as they fit. */
+static void append(char *out, size_t len, const char *sep, const char *text)
+{
+	size_t n = strlen(out);
+	if (n < len)
+		snprintf(out + n, len - n, "%s%s", sep, text);
+}
+
+/* A service that could not run (a service it depends on failed, or a stop
+ * came first): its summary line and its part of the status. */
+static int not_run(const struct service *s, const char *why, const char *blocker, int rc,
+                   char *status, size_t len)
+{
+	log_summary(LOG_ERROR, "service not run", F_STR("service", s->name), F_STR("reason", why),
+	            F_STR("failed_dependency", blocker), F_INT("exit_code", rc), F_END);
+	char part[256];
+	snprintf(part, sizeof part, "%s: not run, %s", s->name, why);
+	append(status, len, "; ", part);
+	return rc;
+}
+
+/*
+ * A central layout (services.h): every chosen service, dependencies first,
+ * each the one-set run with its own directory, database, state and lock.
+ * A service whose dependency failed in this run is not run (11); the
+ * others go on. The exit code is the worst (exit_worst); the summary and
+ * the status name each service, the failed ones first.
+ */
+static int run_services(const struct command *cmd, struct config *c, int64_t started, char *status,
+                        size_t len)
+{
+	struct services sv;
+	char parts[2048] = "", failed[512] = "";
+	int rc = services_load(&sv, c->source_dir);
+	size_t nsel = 0, nfailed = 0;
+	if (rc == 0)
+		rc = services_select(&sv, c->services);
+	for (size_t i = 0; rc == 0 && i < sv.n; i++)
+		nsel += sv.s[i].selected;
+	if (rc == 0)
+		rc = central_allowed(cmd, c, nsel);
+	/* Every chosen service's database settings before anything runs, so
+	 * that a missing url-env variable or a bad URL writes nothing. */
+	for (size_t i = 0; rc == 0 && !cmd->def->offline && i < sv.n; i++) {
+		struct config sc = *c;
+		sc.url = NULL;
+		sc.db = (struct db_options){0};
+		sc.lock_collection = sc.history_collection = NULL;
+		if (sv.s[i].selected)
+			rc =
+			    config_load_service_database(&sc, given_flags, given_nflags,
+			                                 sv.s[i].reg.url_env, sv.s[i].reg.database);
+		config_free_database(&sc);
+	}
+	int worst = rc;
+	/* A failure stops the services that depend on it when the command
+	 * migrates; read-only commands look at every service. */
+	bool migrating = cmd->def->run == runner_migrate;
+	bool listing = cmd->def->run == runner_status || cmd->def->run == runner_plan ||
+	               cmd->def->run == runner_validate;
+	int *codes = bson_malloc0((sv.n + 1) * sizeof *codes);
+	/* What the abort path calls the run ("up, service orders"): written
+	 * before any service runs, never again, since the watchdog may read
+	 * one at any time. */
+	char **labels = bson_malloc0((sv.n + 1) * sizeof *labels);
+	for (size_t i = 0; i < sv.n; i++)
+		labels[i] = bson_strdup_printf("%s, service %s", command_label(cmd), sv.s[i].name);
+	for (size_t k = 0; rc == 0 && k < sv.n; k++) {
+		size_t i = sv.order[k];
+		struct service *s = &sv.s[i];
+		if (!s->selected)
+			continue;
+		const char *blocker = NULL;
+		for (size_t j = 0; migrating && !blocker && j < sv.n; j++)
+			if (codes[j] && services_depends(&sv, i, j))
+				blocker = sv.s[j].name;
+		if (stop_requested()) {
+			codes[i] =
+			    not_run(s, "stopped by a signal", NULL,
+			            EXIT_SIGNAL_BASE + stop_requested(), parts, sizeof parts);
+		} else if (blocker) {
+			char why[160];
+			snprintf(why, sizeof why, "%s, which it depends on, failed", blocker);
+			codes[i] = not_run(s, why, blocker, EXIT_DEPENDENCY, parts, sizeof parts);
+		} else {
+			if (listing && !cmd->json) {
+				printf("== service %s (%s)\n", s->name, s->dir);
+				fflush(stdout);
+			}
+			log_info("service starting", F_STR("service", s->name),
+			         F_STR("dir", s->dir), F_STR("database", s->reg.database),
+			         F_STR("url_env", s->reg.url_env));
+			struct config sc = *c;
+			sc.source_dir = s->dir;
+			sc.url = NULL;
+			sc.db = (struct db_options){0};
+			sc.lock_collection = sc.history_collection = NULL;
+			struct run r;
+			init_run(&r, cmd, &sc, s, started);
+			codes[i] = run_set(&r, labels[i]);
+			/* Between services nothing runs that a stop should let
+			 * finish, and we hold no lock. */
+			progress_lock(false, "");
+			stop_critical(false);
+			char one[256], part[400];
+			summary(&r, codes[i], one, sizeof one);
+			snprintf(part, sizeof part, "%s: %s", s->name, one);
+			append(parts, sizeof parts, "; ", part);
+			free_run(&r);
+			config_free_database(&sc);
+		}
+		bool fine =
+		    codes[i] == 0 || (codes[i] == EXIT_PENDING && cmd->def->run == runner_plan);
+		if (!fine) {
+			nfailed++;
+			char one[160];
+			snprintf(one, sizeof one, "%s (exit %d)", s->name, codes[i]);
+			append(failed, sizeof failed, failed[0] ? ", " : "", one);
+		}
+		worst = exit_worst(worst, codes[i]);
+	}
+	stop_finish();
+	bool fine = worst == 0 || (worst == EXIT_PENDING && cmd->def->run == runner_plan);
+	log_summary(fine ? LOG_INFO : LOG_ERROR, "run finished",
+	            F_STR("command", command_label(cmd)), F_INT("services", (int64_t)nsel),
+	            F_INT("failed", (int64_t)nfailed),
+	            F_STR("failed_services", failed[0] ? failed : NULL),
+	            F_INT("duration_ms", now_ms() - started),
+	            F_STR("result", worst == 0 ? "ok" : exit_meaning(worst)),
+	            F_INT("exit_code", worst), F_END);
+	if (failed[0])
+		snprintf(status, len, "service %s failed%s", failed, parts);
+	else
+		snprintf(status, len, "%zu service(s)%s", nsel, parts);
+	bson_free(codes);
+	for (size_t i = 0; i < sv.n; i++)
+		bson_free(labels[i]);
+	bson_free(labels);
+	services_free(&sv);
+	return worst;
+}
+
+int runner_main(const struct command *cmd, struct config *c, const struct flag_value *flags,
+                size_t nflags, char *status, size_t len)
+{
+	int64_t started = now_ms();
+	given_flags = flags;
+	given_nflags = nflags;
+	stop_install(c->stop_grace_ms);
+	if (services_detect(c->source_dir))
+		return run_services(cmd, c, started, status, len);
+	struct run r;
+	init_run(&r, cmd, c, NULL, started);
+	int rc = 0;
+	if (c->services) {
+		log_error("-service and SERVICES need a central layout: a migration directory "
+		          "of service directories, each with its .migration-registry.yaml",
+		          F_STR("dir", c->source_dir), F_STR("services", c->services));
+		rc = EXIT_USAGE;
+	}
+	if (rc == 0)
+		rc = run_set(&r, command_label(cmd));
 	/* No network I/O past this point: from here on we finish by ourselves. */
 	stop_finish();
 	summary(&r, rc, status, len);
-	source_free(&r.src);
-	registry_free(&r.reg);
+	free_run(&r);
 	return rc;
 }

@@ -96,6 +96,11 @@ static void test_bad_registries(void **state)
 	    "service: a\nmigrations:\n  - version: 2\n    dependencies:\n      - service: b\n"
 	    "        min-version: 1\n        unknown: x\n",
 	    "[not, a, mapping]\n",
+	    "service: a\ndatabase: bad.name\n",
+	    "service: a\ndatabase: \"has space\"\n",
+	    "service: a\nurl-env: \"\"\n",
+	    "service: a\nmigrations:\n  - version: 2\n    dependencies:\n      - service: b\n"
+	    "        min-version: 1\n        database: x/y\n",
 	    "service: [unclosed\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -109,12 +114,41 @@ static void test_bad_registries(void **state)
 	}
 }
 
+/* In a central layout a dependency may leave out where the service lives
+ * (it is the named service's), and the service may have its own url-env. */
+static void test_service_registry(void **state)
+{
+	(void)state;
+	char *dir = dir_with("service: orders\n"
+	                     "url-env: ORDERS_URL\n"
+	                     "migrations:\n"
+	                     "  - version: 2\n"
+	                     "    dependencies:\n"
+	                     "      - service: users\n"
+	                     "        min-version: 3\n");
+	struct registry r;
+	assert_int_equal(registry_load(&r, dir), EXIT_SOURCE);
+	registry_free(&r);
+	assert_int_equal(registry_load_service(&r, dir), 0);
+	assert_string_equal(r.url_env, "ORDERS_URL");
+	assert_null(r.database);
+	assert_null(r.v[0].deps[0].database);
+	registry_free(&r);
+	drop(dir);
+	assert_true(registry_database_name_ok("orders_2"));
+	assert_false(registry_database_name_ok(""));
+	assert_false(registry_database_name_ok("a$b"));
+	assert_false(registry_database_name_ok(
+	    "0123456789012345678901234567890123456789012345678901234567890123"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_registry),
 	    cmocka_unit_test(test_absent_registry_is_fine),
 	    cmocka_unit_test(test_bad_registries),
+	    cmocka_unit_test(test_service_registry),
 	};
 	log_set_level(LOG_ERROR);
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
