@@ -116,11 +116,31 @@ def test_image_config(which, shipped_image, bare_image):
     assert not cfg.get("Shell") and not cfg.get("Healthcheck")
 
 
+# The SBOM and the licence texts of what the binary links in (issue #19):
+# plain files, readable with docker cp or any image tool, no shell needed.
+DOC = "usr/share/doc/migrate-init"
+DOCS = {"usr/share", "usr/share/doc", DOC, f"{DOC}/sbom.spdx.json", f"{DOC}/licenses",
+        f"{DOC}/licenses/Apache-2.0"} | {f"{DOC}/licenses/{s}.copyright"
+                                          for s in ("musl", "openssl", "mongo-c-driver", "libyaml")}
+
+
+def test_image_carries_its_sbom_and_licences(shipped_image, tmp_path):
+    import hashlib
+    import json
+    binary = file_from_image(shipped_image, BINARY, tmp_path)
+    sbom = json.loads(file_from_image(shipped_image, "/" + DOC + "/sbom.spdx.json", tmp_path))
+    me = next(p for p in sbom["packages"] if p["name"] == "migrate-init")
+    assert me["checksums"] == [{"algorithm": "SHA256", "checksumValue": hashlib.sha256(binary).hexdigest()}], me
+    assert sorted(p["name"] for p in sbom["packages"]) == sorted(
+        ["migrate-init", "musl", "openssl", "libmongoc", "libbson", "libyaml"])
+    assert b"Apache License" in file_from_image(shipped_image, "/" + DOC + "/licenses/Apache-2.0", tmp_path)
+
+
 def test_image_filesystem(shipped_image, tmp_path):
     paths = exported_paths(shipped_image)
     migrations = example_migrations()
     ours = {"usr", "usr/local", "usr/local/bin", "usr/local/bin/migrate-init", "etc/ssl", "etc/ssl/cert.pem",
-            "etc/passwd", "etc/group", "migrations"} | {f"migrations/{n}" for n in migrations}
+            "etc/passwd", "etc/group", "migrations"} | {f"migrations/{n}" for n in migrations} | DOCS
     assert set(paths) == ours | DOCKER_SKELETON, sorted(set(paths) ^ (ours | DOCKER_SKELETON))
 
     binary = file_from_image(shipped_image, BINARY, tmp_path)
@@ -138,7 +158,7 @@ def test_bare_image_filesystem(bare_image):
     """The bare image: the same minus the demo set; /migrations exists, empty."""
     paths = exported_paths(bare_image)
     ours = {"usr", "usr/local", "usr/local/bin", "usr/local/bin/migrate-init", "etc/ssl", "etc/ssl/cert.pem",
-            "etc/passwd", "etc/group", "migrations"}
+            "etc/passwd", "etc/group", "migrations"} | DOCS
     assert set(paths) == ours | DOCKER_SKELETON, sorted(set(paths) ^ (ours | DOCKER_SKELETON))
     assert paths["migrations"] == "d"
 
