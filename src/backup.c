@@ -4,6 +4,7 @@
 #include "fault.h"
 #include "history.h"
 #include "log.h"
+#include "migration.h"
 #include "progress.h"
 #include "util.h"
 
@@ -311,6 +312,13 @@ static void history_note(struct db *d, const struct config *c, uint64_t version,
 
 /* -------------------------------------------------------------- the backup */
 
+static void name_command(const bson_t *cmd, uint32_t index, void *arg)
+{
+	struct names *ns = arg;
+	(void)index;
+	backup_named(cmd, ns->c->db.name, add_name, ns);
+}
+
 int backup_take(struct db *d, struct lock *l, const struct config *c, const struct plan *p,
                 int64_t at_version)
 {
@@ -319,19 +327,8 @@ int backup_take(struct db *d, struct lock *l, const struct config *c, const stru
 	struct names ns = {.c = c};
 	for (size_t i = 0; i < p->n; i++) {
 		const struct mfile *f = p->steps[i].m->file[p->steps[i].dir];
-		bson_iter_t it;
-		if (!f || !f->body || !bson_iter_init(&it, f->body))
-			continue;
-		while (bson_iter_next(&it)) {
-			uint32_t len;
-			const uint8_t *data;
-			bson_t cmd;
-			if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-				continue;
-			bson_iter_document(&it, &len, &data);
-			bson_init_static(&cmd, data, len);
-			backup_named(&cmd, c->db.name, add_name, &ns);
-		}
+		if (f)
+			migration_each_command(f->body, name_command, &ns);
 	}
 	/* Only what exists has anything to save; what does not is recorded
 	 * too: restore drops it (it did not exist before V). */

@@ -1,6 +1,7 @@
 #include "lint.h"
 
 #include "log.h"
+#include "migration.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -211,23 +212,24 @@ static void command(struct found *f, const bson_t *cmd, enum direction dir)
 	}
 }
 
+struct walk {
+	struct found *f;
+	enum direction dir;
+};
+
+static void lint_command(const bson_t *cmd, uint32_t index, void *arg)
+{
+	struct walk *w = arg;
+	w->f->command = index;
+	command(w->f, cmd, w->dir);
+}
+
 size_t lint_body(const bson_t *body, enum direction dir, bool has_down, struct lint_finding *out,
                  size_t max)
 {
 	struct found f = {.out = out, .max = max};
-	bson_iter_t it;
-	if (!body || !bson_iter_init(&it, body))
-		return 0;
-	for (; bson_iter_next(&it); f.command++) {
-		uint32_t len;
-		const uint8_t *data;
-		bson_t cmd;
-		if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-			continue;
-		bson_iter_document(&it, &len, &data);
-		if (bson_init_static(&cmd, data, len))
-			command(&f, &cmd, dir);
-	}
+	struct walk w = {&f, dir};
+	migration_each_command(body, lint_command, &w);
 	if (f.n && dir == DIR_UP && !has_down) {
 		f.command = 0;
 		add(&f, R_NO_DOWN, "");

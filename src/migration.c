@@ -473,3 +473,21 @@ bson_t *yaml_parse_mapping(const uint8_t *data, size_t len, char *err, size_t er
 	bson_free(json);
 	return b;
 }
+
+void migration_each_command(const bson_t *body,
+                            void (*fn)(const bson_t *cmd, uint32_t index, void *arg), void *arg)
+{
+	bson_iter_t it;
+	if (!body || !bson_iter_init(&it, body))
+		return;
+	for (uint32_t i = 0; bson_iter_next(&it); i++) {
+		uint32_t len;
+		const uint8_t *data;
+		bson_t cmd;
+		if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
+			bson_iter_document(&it, &len, &data);
+			if (bson_init_static(&cmd, data, len))
+				fn(&cmd, i, arg);
+		}
+	}
+}

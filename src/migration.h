@@ -41,4 +41,9 @@ bson_t *yaml_parse_mapping(const uint8_t *data, size_t len, char *err, size_t er
 /* Checks that body is an array document of non-empty documents. */
 int migration_check_commands(const bson_t *body, char *err, size_t errlen);
 
+/* Calls fn on each command document of body, in order, with its index;
+ * elements that are not documents are skipped (a checked body has none). */
+void migration_each_command(const bson_t *body,
+                            void (*fn)(const bson_t *cmd, uint32_t index, void *arg), void *arg);
+
 #endif

@@ -121,7 +121,7 @@ def test_image_config(which, shipped_image, bare_image):
 DOC = "usr/share/doc/migrate-init"
 DOCS = {"usr/share", "usr/share/doc", DOC, f"{DOC}/sbom.spdx.json", f"{DOC}/licenses",
         f"{DOC}/licenses/Apache-2.0"} | {f"{DOC}/licenses/{s}.copyright"
-                                          for s in ("musl", "openssl", "mongo-c-driver", "libyaml")}
+                                          for s in ("musl", "openssl", "mongo-c-driver", "libyaml", "ca-certificates")}
 
 
 def test_image_carries_its_sbom_and_licences(shipped_image, tmp_path):

@@ -644,12 +644,18 @@ def outcomes(db):
 APPLIED3 = [(1, "applied"), (2, "applied"), (3, "applied")]
 
 
-def test_history_buffered_then_written_by_a_stopped_run(procs, relays, dbname, db, migdir):
+def held_run(procs, relays, dbname, migdir, rule, **env):
+    """HIST3 applied through a relay that holds the first command rule matches."""
     write_migrations(migdir, HIST3)
     relay = relays()
-    held = relay.hold(on_version_write(3, True))
-    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="1h")
+    held = relay.hold(rule)
+    p = procs.mi(migdir, relay.url(dbname), "up", **env)
     held.wait(p)
+    return p, held, relay
+
+
+def test_history_buffered_then_written_by_a_stopped_run(procs, relays, dbname, db, migdir):
+    p, held, _ = held_run(procs, relays, dbname, migdir, on_version_write(3, True), HISTORY_FLUSH_INTERVAL="1h")
     assert version_of(db) == (2, False)
     assert outcomes(db) == [], "records were written one by one"
     p.kill(signal.SIGTERM)  # migration 3 is under way: it finishes, then the run stops
@@ -661,11 +667,7 @@ def test_history_buffered_then_written_by_a_stopped_run(procs, relays, dbname, d
 
 
 def test_history_flush_interval_0_writes_each_record_at_once(procs, relays, dbname, db, migdir):
-    write_migrations(migdir, HIST3)
-    relay = relays()
-    held = relay.hold(on_version_write(3, True))
-    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="0")
-    held.wait(p)
+    p, held, _ = held_run(procs, relays, dbname, migdir, on_version_write(3, True), HISTORY_FLUSH_INTERVAL="0")
     assert outcomes(db) == APPLIED3[:2]
     held.resume()
     assert p.finish().returncode == 0
@@ -673,11 +675,8 @@ def test_history_flush_interval_0_writes_each_record_at_once(procs, relays, dbna
 
 
 def test_history_goes_out_once_the_oldest_record_is_an_interval_old(procs, relays, dbname, db, migdir):
-    write_migrations(migdir, HIST3)
-    relay = relays()
-    at2 = relay.hold(on_version_write(2, True))
-    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="300ms")
-    at2.wait(p)
+    p, at2, relay = held_run(procs, relays, dbname, migdir, on_version_write(2, True),
+                             HISTORY_FLUSH_INTERVAL="300ms")
     assert outcomes(db) == [], "record 1 was written alone"
     # Record 1 is now older than the interval however fast the rest goes
     # (a lower bound, not a race): record 2 takes both out.
@@ -695,11 +694,8 @@ def test_history_written_by_the_abort_path(procs, relays, dbname, db, migdir):
     """The grace period runs out with migration 3's body held: the watchdog
     releases the lock and sends the buffered records over its own
     connection."""
-    write_migrations(migdir, HIST3)
-    relay = relays()
-    held = relay.hold(on_command("insert", "slow"))
-    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="1h", STOP_GRACE_PERIOD="300ms")
-    held.wait(p)
+    p, held, _ = held_run(procs, relays, dbname, migdir, on_command("insert", "slow"),
+                          HISTORY_FLUSH_INTERVAL="1h", STOP_GRACE_PERIOD="300ms")
     assert outcomes(db) == []
     p.kill(signal.SIGTERM)
     res = p.finish()
@@ -712,11 +708,8 @@ def test_history_written_by_the_abort_path(procs, relays, dbname, db, migdir):
 def test_history_sigkill_loses_the_buffered_records(procs, relays, dbname, db_url, db, migdir):
     """What README says it costs: a SIGKILL takes the buffer with it; the
     state is untouched by that and the next run goes on from it."""
-    write_migrations(migdir, HIST3)
-    relay = relays()
-    held = relay.hold(on_version_write(3, True))
-    p = procs.mi(migdir, relay.url(dbname), "up", HISTORY_FLUSH_INTERVAL="1h", LOCK_LEASE="1s")
-    held.wait(p)
+    p, held, _ = held_run(procs, relays, dbname, migdir, on_version_write(3, True),
+                          HISTORY_FLUSH_INTERVAL="1h", LOCK_LEASE="1s")
     p.kill(signal.SIGKILL)
     p.finish()
     held.drop()
