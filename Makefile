@@ -227,4 +227,4 @@ test-artifact: static
 test-k8s:
 	bash scripts/deps.sh
 	bash scripts/k8s.sh build
-	$(PY) -m pytest -q tests/k8s
+	$(PY) -m pytest -q -s tests/k8s
