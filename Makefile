@@ -157,7 +157,7 @@ check: unit bin/migrate-init
 
 # CI runs every fuzzer briefly (FUZZ_SECONDS each) after replaying the corpus.
 test: FUZZ_SECONDS = 10
-test: unit fuzz-regress fuzz e2e e2e-asan e2e-tsan valgrind test-artifact
+test: unit fuzz-regress fuzz e2e e2e-asan e2e-tsan valgrind test-artifact test-k8s
 
 demo: bin/migrate-init
 	bash scripts/demo.sh
@@ -244,3 +244,18 @@ bench: bin/migrate-init
 test-artifact: static
 	bash scripts/deps.sh
 	$(PY) -m pytest -q tests/artifact
+
+# `make test-k8s`: the scenarios of issue #16 (tests/k8s/) on a real
+# single-node Kubernetes (scripts/k8s.sh): the binaries built once per
+# version and cached (the first build takes minutes), one cluster inside a
+# network namespace of its own for all the scenarios, the image docker/ builds
+# (as test-artifact builds it: Docker's cache makes it free after that) and
+# the scenarios' own images imported, FerretDB inside the namespace; the
+# shipped k8s/ applied through tests/k8s/overlay. Taken down at the end, also
+# on failure and Ctrl-C. Needs root and Docker Engine; fails (never skips)
+# without them.
+.PHONY: test-k8s
+test-k8s:
+	bash scripts/deps.sh
+	bash scripts/k8s.sh build
+	$(PY) -m pytest -q -s tests/k8s

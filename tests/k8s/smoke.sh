@@ -13,7 +13,8 @@
 #      cgroup or file of the cluster left
 #
 # Prints the times of each step and the cluster's memory (RSS, and the sum of
-# each process's peak). Not part of `make test` yet. Needs root.
+# each process's peak). Not part of `make test`: `make test-k8s` (tests/k8s/,
+# the scenarios of issue #16) runs k8s.sh the same way. Needs root.
 #
 #   bash tests/k8s/smoke.sh
 set -euo pipefail
