@@ -47,9 +47,16 @@ int wait_for_database(struct db *d, const struct config *c)
 		 * within 5 s of a failed check ("No servers yet eligible for
 		 * rescan"): a fresh client makes every attempt a real one. */
 		if (attempt > 1) {
+			/* No attempt may outlast WAIT_TIMEOUT: its connect timeout
+			 * is what is left of it (a dropped SYN waits it out). */
+			struct db_options o = c->db;
+			int64_t left = c->wait_timeout_ms - (now_ms() - start);
+			if (c->wait_timeout_ms > 0 && left < o.connect_timeout_ms)
+				o.connect_timeout_ms = left > 0 ? left : 1;
 			db_close(d);
-			if (db_open(d, &c->db, 0) != 0)
+			if (db_open(d, &o, 0) != 0)
 				return EXIT_USAGE;
+			d->opt = &c->db; /* o was for the client's options only */
 		}
 		if (db_ping(d, &err)) {
 			if (attempt > 1)

@@ -14,7 +14,9 @@ written to /dev/termination-log. Timeouts are hang guards only.
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pymongo
@@ -169,6 +171,54 @@ def test_unreachable_database_exits_4(migdir, dbname, term_path, knobs):
     assert last["msg"] == "run finished" and last["exit_code"] == 4, res
     msg = termination(term_path)
     assert "exit 4" in msg, msg
+
+
+def test_wait_timeout_bounds_an_attempt_that_hangs(migdir, dbname, term_path):
+    """A server that fails fast for a second (accepts and closes), then
+    accepts and never answers: the attempt that starts near the end of
+    WAIT_TIMEOUT would wait out a whole connect timeout. It may only have
+    what is left of WAIT_TIMEOUT."""
+    write_standard(migdir)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    held = []
+    stop = threading.Event()
+
+    started = time.monotonic()
+
+    def accept():
+        silent.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                c = silent.accept()[0]
+            except OSError:
+                continue
+            if time.monotonic() - started < 1.0:
+                c.close()
+            else:
+                held.append(c)
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        port = silent.getsockname()[1]
+        env = env_with(term_path, DATABASE_URL=f"mongodb://127.0.0.1:{port}/{dbname}", MAX_RETRIES=1000,
+                       RETRY_INTERVAL="100ms", WAIT_TIMEOUT="1500ms")
+        t0 = time.monotonic()
+        res = run_mi(["-path", migdir], env=env, timeout=HANG_GUARD)
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        silent.close()
+    assert res.returncode == 4, res
+    assert held, "no attempt reached the silent phase"
+    # 1.5 s, plus the start and the last attempt's own rounding; without
+    # the bound the last attempt alone could take 1.5 s from about 1.1 s.
+    assert 1.4 <= elapsed < 2.1, (elapsed, res)
 
 
 def test_every_attempt_really_reaches_for_the_database(migdir, dbname, term_path):
