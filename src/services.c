@@ -194,6 +194,54 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* The newest version among dir's migration file names (golang-migrate's
+ * rules); false when it has none. */
+static bool newest_version(const char *dir, uint64_t *out)
+{
+	DIR *d = opendir(dir);
+	bool any = false;
+	struct dirent *e;
+	struct fname_parts parts;
+	*out = 0;
+	while (d && (e = readdir(d)))
+		if (source_parse_name(e->d_name, &parts) && (!any || parts.version > *out)) {
+			*out = parts.version;
+			any = true;
+		}
+	if (d)
+		closedir(d);
+	return any;
+}
+
+/* A dependency on a version its service does not have would only be found
+ * out after DEPENDENCY_TIMEOUT of waiting: a source error now. */
+static int check_min_versions(const struct services *sv)
+{
+	int rc = 0;
+	for (size_t i = 0; i < sv->n; i++)
+		for (size_t v = 0; v < sv->s[i].reg.n; v++)
+			for (size_t k = 0; k < sv->s[i].reg.v[v].ndeps; k++) {
+				const struct reg_dep *dep = &sv->s[i].reg.v[v].deps[k];
+				long j = services_find(sv, dep->service);
+				uint64_t newest;
+				if (j < 0)
+					continue; /* check() reported it */
+				bool any = newest_version(sv->s[j].dir, &newest);
+				if (!any || dep->min_version > newest) {
+					log_error("a dependency's min-version is past the newest "
+					          "migration "
+					          "of that service",
+					          F_STR("service", sv->s[i].name),
+					          F_INT("version", sv->s[i].reg.v[v].version),
+					          F_STR("depends_on", dep->service),
+					          F_INT("min_version", dep->min_version),
+					          F_INT("newest", any ? (int64_t)newest : -1));
+					rc = EXIT_SOURCE;
+				}
+			}
+	return rc;
+}
+
 int services_load(struct services *sv, const char *dir)
 {
 	memset(sv, 0, sizeof *sv);
@@ -235,6 +283,8 @@ int services_load(struct services *sv, const char *dir)
 		rc = check(sv);
 	if (rc == 0)
 		rc = services_order(sv);
+	if (rc == 0)
+		rc = check_min_versions(sv);
 	return rc;
 }
 

@@ -262,6 +262,20 @@ def test_unknown_dependency_and_bad_database(layout, ferret_url, tmp_path, comma
     assert all(untouched(d[2]) for d in dbs.values())
 
 
+@pytest.mark.parametrize("command", [["up"], ["validate"]])
+def test_a_min_version_the_service_does_not_have(layout, ferret_url, tmp_path, command):
+    """orders has versions 1 and 2: billing needing orders 3 would wait out
+    DEPENDENCY_TIMEOUT for a version that cannot come; refused at once."""
+    root, dbs = layout
+    (root / "a_billing" / ".migration-registry.yaml").write_text(
+        registry("billing", database=dbs["billing"][0], deps={1: [("orders", 3)]}))
+    res = run_mi(command, env_for(root, ferret_url, tmp_path))
+    assert res.returncode == 3, res
+    bad = [r for r in res.logs if r["msg"] == "a dependency's min-version is past the newest migration of that service"]
+    assert [(r["service"], r["depends_on"], r["min_version"], r["newest"]) for r in bad] == [("billing", "orders", 3, 2)], res
+    assert all(untouched(d[2]) for d in dbs.values())
+
+
 def test_status_plan_validate_wait(layout, ferret_url, tmp_path):
     root, dbs = layout
     env = env_for(root, ferret_url, tmp_path)
