@@ -41,7 +41,8 @@ build() { # tag [docker build options]
 	shift
 	echo "build.sh: building $t (builder base: $BASE)" >&2
 	docker build --force-rm --network host --build-arg "BASE=$BASE" \
-		--build-arg "MI_COMMIT_ID=$commit" --build-arg "SOURCE_DATE_EPOCH=$epoch" "$@" \
+		--build-arg "MI_COMMIT_ID=$commit" --build-arg "SOURCE_DATE_EPOCH=$epoch" \
+		${MI_BUILD_NONCE:+--build-arg "BUILD_NONCE=$MI_BUILD_NONCE"} "$@" \
 		-f "$root/docker/Dockerfile" -t "$t" "$root" >&2
 }
 build "$tag"
