@@ -249,6 +249,9 @@ build_musl() { # musl source directory
 	[ -x "$LIB_CC" ] || die "musl's build installed no $LIB_CC"
 }
 
+# OpenSSL, cross: the cross ar and ranlib (its Configure takes CC from musl-gcc).
+OSSL_CROSS=()
+[ -z "$CROSS" ] || OSSL_CROSS=(AR="$CROSS-ar" RANLIB="$CROSS-ranlib")
 # CMake, cross: the target system, the cross binutils, qemu for any check
 # that runs what it compiled, and libraries and headers looked up in the
 # prefix only (the configure checks below catch a glibc one anyway).
@@ -321,8 +324,7 @@ build_prefix() {
 
 	step "OpenSSL ${STATIC_OPENSSL_VERSION}: configure" \
 		bash -c 'cd "$1" && shift && ./Configure "$@"' _ "$ossl_src" \
-		"$OSSL_TARGET" CC="$LIB_CC" AR="${TOOL_PREFIX}ar" RANLIB="${TOOL_PREFIX}ranlib" \
-		--prefix="$P" --libdir=lib --openssldir=/etc/ssl \
+		"$OSSL_TARGET" CC="$LIB_CC" "${OSSL_CROSS[@]}" --prefix="$P" --libdir=lib --openssldir=/etc/ssl \
 		"${OPENSSL_CONFIG[@]}" $LIB_CFLAGS "-idirafter$kh"
 	step "OpenSSL: build (the slow part)" make -C "$ossl_src" -j"$JOBS" build_libs
 	step "OpenSSL: install" make -C "$ossl_src" install_dev
