@@ -24,6 +24,11 @@ Tools used when present: /usr/bin/time (peak RSS; Debian package `time`),
 strace (system call counts), docker (sizes of migrate-init:* images), go
 (golang-migrate's build information). Needs cc and libmongoc's pkg-config
 for the floor, and /usr/bin/python3 with Debian's pymongo.
+
+Per architecture (when bin/static/arm64/migrate-init exists, `make static
+ARCH=arm64`): size and peak RSS of both static binaries (see per_arch).
+`bench/bench.py --arch` measures only that (a few seconds) and prints the
+table instead of writing the report.
 """
 
 import asyncio
@@ -636,6 +641,47 @@ class Bench:
                 pass
         self.results["sizes"] = res
 
+    def per_arch(self):
+        """Size and peak RSS per architecture: both static binaries, `up` of the
+        demo set from empty. The arm64 one can only run here under
+        qemu-aarch64-static, whose peak RSS includes the emulator (its code and
+        translation cache); so the amd64 one runs under qemu-x86_64-static too
+        (the same qemu), besides natively: the two emulated figures compare the
+        architectures, the native one is what amd64 really uses."""
+        log("== per architecture: size, peak RSS of up of the demo set")
+        amd = REPO / "bin" / "static" / "migrate-init"
+        arm = REPO / "bin" / "static" / "arm64" / "migrate-init"
+        qa, qx = "/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-x86_64-static"
+        missing = [str(p) for p in (amd, arm, Path(qa), Path(qx)) if not p.exists()]
+        if missing or not self.time_bin:
+            self.notes.append("No per-architecture table: missing " +
+                              ", ".join(missing or ["/usr/bin/time"]) +
+                              " (`make static ARCH=arm64`, Debian package qemu-user-static).")
+            self.results["arch"] = None
+            return
+        newest = max(int(f.name.split("_")[0]) for f in self.sets["demo"].glob("*.up.json"))
+        variants = [("amd64", "native", [amd]), ("amd64", "qemu-x86_64-static", [qx, amd]),
+                    ("arm64", "qemu-aarch64-static", [qa, arm])]
+        res = {"size": {"amd64": amd.stat().st_size, "arm64": arm.stat().st_size},
+               "rss": {(a, how): [] for a, how, _ in variants}}
+        for rep in range(REPS):
+            for a, how, argv0 in variants:
+                db = f"bench_arch_{a}_{how.split('-')[0]}_{rep}"
+                self.drop(db)
+                rss_file = self.tmp / "rss"
+                rss_file.unlink(missing_ok=True)
+                argv = [self.time_bin, "-f", "%M", "-o", rss_file,
+                        *self.cli(argv0, self.sets["demo"], self.url(db), "up")]
+                r = run(argv, self.env(), self.logs, self.tag(f"arch-{a}-{how}-{rep}"))
+                self.check(r, f"up ({a}, {how})")
+                if self.version_of(db) != (newest, False):
+                    raise RuntimeError(f"up ({a}, {how}): state {self.version_of(db)}")
+                res["rss"][(a, how)].append(int(rss_file.read_text().split()[-1]))
+                self.drop(db)
+        for (a, how), xs in res["rss"].items():
+            log(f"  {a:6} {how:20} peak RSS {fmt_kib(med(xs))}  (size {fmt_bytes(res['size'][a])})")
+        self.results["arch"] = res
+
     def up_many(self):
         log(f"== up of {N_UP} one-command migrations from empty (wall, peak RSS), {REPS} reps")
         d = self.sets["up"]
@@ -1038,6 +1084,7 @@ class Bench:
         for k, v in self.results["versions"].items():
             log(f"  {k}: {v}")
         self.sizes()
+        self.per_arch()
         # The entrypoint database: the demo set applied once.
         self.entry_db = "bench_entry"
         self.drop(self.entry_db)
@@ -1394,6 +1441,8 @@ def write_report(R, b):
         w("No docker image named `migrate-init:*` existed, so image sizes are not reported.")
     w("")
 
+    arch_table(R.get("arch"), w)
+
     w(f"## up of {N_UP} one-command migrations from empty: wall time and peak RSS")
     w("")
     w(f"Version v inserts `{{_id: v, n: v}}` into `bench` (one `insert` per file, down files "
@@ -1611,7 +1660,50 @@ def write_report(R, b):
     log(f"bench: wrote {OUT}")
 
 
+def arch_table(A, w):
+    """The per-architecture section (Bench.per_arch), in markdown, through w."""
+    if not A:
+        return
+    w("### Per architecture")
+    w("")
+    w("The static binaries of `make static` and `make static ARCH=arm64` (both stripped, same "
+      "sources and libraries), and the peak RSS of `up` of the demo set (migrations-example, "
+      f"versions 1-6) from empty, median of {REPS}. arm64 runs here only under qemu-user, whose "
+      "figure includes the emulator; amd64 under the same qemu gives the like-for-like comparison, "
+      "amd64 native what the binary itself uses.")
+    w("")
+    w("| architecture | size | peak RSS, native | peak RSS under qemu-user |")
+    w("|---|---|---|---|")
+    for a in ("amd64", "arm64"):
+        nat = A["rss"].get((a, "native"))
+        emu = [xs for (aa, how), xs in A["rss"].items() if aa == a and how != "native"][0]
+        native = spread(nat, fmt_kib) if nat else "not measured (no arm64 machine here)"
+        w(f"| {a} | {fmt_bytes(A['size'][a])} | {native} | {spread(emu, fmt_kib)} |")
+    w("")
+
+
+def arch_only():
+    """--arch: only the per-architecture measurement, printed as markdown."""
+    tmp = Path(tempfile.mkdtemp(prefix="migrate-init-bench."))
+    b = Bench(tmp)
+    b.time_bin = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+    b.term = tmp / "termination-log"
+    try:
+        b.sets = make_sets(tmp)
+        b.start_ferretdb()
+        b.per_arch()
+        if not b.results["arch"]:
+            sys.exit("bench: " + b.notes[-1])
+        arch_table(b.results["arch"], print)
+    finally:
+        cleanup_processes()
+        b.stop_ferretdb()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
+    if sys.argv[1:] == ["--arch"]:
+        return arch_only()
     base = os.environ.get("BENCH_TMPDIR") or None
     tmp = Path(tempfile.mkdtemp(prefix="migrate-init-bench.", dir=base))
 

@@ -16,6 +16,14 @@
 # cores, OpenSSL half of it), later ones reuse it. A prefix is used only once .complete is in it;
 # a half-built one is deleted and built again. Build output goes to
 # $STATIC_PREFIX.log. Nothing is downloaded except through apt.
+#
+# ARCH=arm64 (`make static ARCH=arm64`) cross-compiles the same for aarch64:
+# bin/static/arm64/migrate-init, from a prefix of its own ($MI_CACHE/
+# static-arm64-..., keyed by the same versions plus musl's) built with
+# Debian's cross compiler (gcc-aarch64-linux-gnu) and a musl for aarch64
+# that Debian does not package: compiled first, from Debian's musl source
+# package (the version the host's musl-dev has), into that prefix. ARCH
+# unset, empty or the host's (amd64/x86_64) is the native build, unchanged.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,8 +32,52 @@ root=$(dirname "$here")
 . "$here/versions.sh"
 
 JOBS=2 # 2 cores, shared with whoever else is running tests on the machine
-P=$STATIC_PREFIX
+
+# The target. Native: musl-gcc (Debian's musl-tools), the prefix, binary and
+# link map of before. Cross: everything keyed by the architecture, and the
+# Makefile told through the environment (STATIC_ARCH, STATIC_CC, STATIC_STRIP).
+HOST_ARCH=$(dpkg --print-architecture)
+case ${ARCH:-} in
+"" | "$HOST_ARCH" | x86_64) ARCH=$HOST_ARCH ;;
+arm64 | aarch64) ARCH=arm64 ;;
+*)
+	echo "static: error: ARCH=$ARCH: only $HOST_ARCH (the host) and arm64 are supported" >&2
+	exit 2
+	;;
+esac
+if [ "$ARCH" = "$HOST_ARCH" ]; then
+	CROSS=
+	P=$STATIC_PREFIX
+	LIB_CC=musl-gcc
+	OSSL_TARGET=linux-$(uname -m)
+	BIN=$root/bin/static/migrate-init
+	MAP=$root/build/static/migrate-init.map
+	TOOL_PREFIX=
+else
+	[ "$HOST_ARCH" = amd64 ] || {
+		echo "static: error: cross builds are set up for an amd64 host, not $HOST_ARCH" >&2
+		exit 2
+	}
+	CROSS=aarch64-linux-gnu # Debian's cross toolchain triplet
+	P=$STATIC_PREFIX_ARM64
+	LIB_CC=$P/musl/bin/musl-gcc # the wrapper musl's own build installs
+	OSSL_TARGET=linux-aarch64
+	BIN=$root/bin/static/arm64/migrate-init
+	MAP=$root/build/static-arm64/migrate-init.map
+	TOOL_PREFIX=$CROSS-
+	export STATIC_ARCH=arm64 STATIC_CC=$LIB_CC STATIC_STRIP=${TOOL_PREFIX}strip
+fi
 LOG=$P.log
+
+# The musl linked in: the one musl-gcc belongs to (Debian's musl-dev), or
+# for a cross build the one built from the pinned source package.
+musl_version() {
+	if [ -z "$CROSS" ]; then
+		dpkg-query -W -f='${Version}' musl-dev
+	else
+		echo "$STATIC_MUSL_VERSION"
+	fi
+}
 
 say() { printf 'static: %s\n' "$*" >&2; }
 die() {
@@ -49,6 +101,9 @@ step() { # description command...
 ensure_tools() {
 	local pkgs=(musl-tools gcc make cmake perl pkg-config dpkg-dev xz-utils
 		linux-libc-dev binutils file) missing=() p
+	# Cross: the compiler, its binutils and kernel headers, and qemu to run
+	# the result (the check below, the tests).
+	[ -z "$CROSS" ] || pkgs+=(gcc-$CROSS binutils-$CROSS linux-libc-dev-$ARCH-cross qemu-user-static)
 	for p in "${pkgs[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 	done
@@ -73,7 +128,8 @@ src_known() { # package version
 all_src_known() {
 	src_known openssl "$STATIC_OPENSSL_VERSION" &&
 		src_known mongo-c-driver "$STATIC_MONGOC_VERSION" &&
-		src_known libyaml "$STATIC_YAML_VERSION"
+		src_known libyaml "$STATIC_YAML_VERSION" &&
+		{ [ -z "$CROSS" ] || src_known musl "$STATIC_MUSL_VERSION"; }
 }
 ensure_deb_src() {
 	all_src_known && return 0
@@ -89,8 +145,9 @@ ensure_deb_src() {
 		fi
 	fi
 	step "apt-get update (deb-src)" apt-get update
-	local pkg ver
-	for pkg in openssl:$STATIC_OPENSSL_VERSION mongo-c-driver:$STATIC_MONGOC_VERSION libyaml:$STATIC_YAML_VERSION; do
+	local pkg ver pkgs=(openssl:$STATIC_OPENSSL_VERSION mongo-c-driver:$STATIC_MONGOC_VERSION libyaml:$STATIC_YAML_VERSION)
+	[ -z "$CROSS" ] || pkgs+=(musl:$STATIC_MUSL_VERSION)
+	for pkg in "${pkgs[@]}"; do
 		ver=${pkg#*:}
 		pkg=${pkg%%:*}
 		src_known "$pkg" "$ver" && continue
@@ -177,15 +234,60 @@ MONGOC_CONFIG=(
 # libmongoc against the static OpenSSL; sections per function and datum so
 # that the final link (--gc-sections) drops what is not used.
 LIB_CFLAGS="-Os -fPIC -ffunction-sections -fdata-sections"
+# aarch64: inline atomics. gcc 12 otherwise calls libgcc's outline helpers,
+# whose CPU check needs __getauxval, which glibc exports and musl's libc.so
+# does not: the shared libmongoc and mongoc-stat that CMake links on the way
+# would fail (the static link of our binary would not; libc.a has it). The
+# inline form is the ARMv8.0 one, for every arm64 CPU.
+[ -z "$CROSS" ] || LIB_CFLAGS+=" -mno-outline-atomics"
+
+# Cross only: musl for aarch64, from Debian's source package (its patches
+# applied) at the version of the host's musl-dev, compiled with Debian's
+# cross gcc into $P/musl, with the musl-gcc wrapper (and its specs file)
+# that musl's own build generates for that compiler, so that
+# $P/musl/bin/musl-gcc is to aarch64 what Debian's musl-gcc is to the host.
+# Shared libc too, as Debian's musl-dev has: CMake also links the shared
+# libmongoc (deleted afterwards), which fails against libc.a alone.
+build_musl() { # musl source directory
+	local src=$1
+	step "musl ${STATIC_MUSL_VERSION} for $CROSS: configure" \
+		bash -c 'cd "$1" && ./configure --target="$2" CROSS_COMPILE="$2-" CC="$2-gcc" \
+			--prefix="$3" --syslibdir="$3/lib" --enable-wrapper=gcc' \
+		_ "$src" "$CROSS" "$P/musl"
+	step "musl: build" make -C "$src" -j"$JOBS"
+	step "musl: install" make -C "$src" install
+	[ -x "$LIB_CC" ] || die "musl's build installed no $LIB_CC"
+}
+
+# OpenSSL, cross: the cross ar and ranlib (its Configure takes CC from musl-gcc).
+OSSL_CROSS=()
+[ -z "$CROSS" ] || OSSL_CROSS=(AR="$CROSS-ar" RANLIB="$CROSS-ranlib")
+# CMake, cross: the target system, the cross binutils, qemu for any check
+# that runs what it compiled, and libraries and headers looked up in the
+# prefix only (the configure checks below catch a glibc one anyway).
+CMAKE_CROSS=()
+[ -z "$CROSS" ] || CMAKE_CROSS=(
+	-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64
+	-DCMAKE_AR="/usr/bin/$CROSS-ar" -DCMAKE_RANLIB="/usr/bin/$CROSS-ranlib"
+	-DCMAKE_CROSSCOMPILING_EMULATOR=/usr/bin/qemu-aarch64-static
+	"-DCMAKE_FIND_ROOT_PATH=$P;$P/musl" -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER
+	-DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY -DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY
+	-DCMAKE_FIND_ROOT_PATH_MODE_PACKAGE=ONLY
+)
 
 build_prefix() {
 	local work=$1
+	# The inner makes are ours, not the caller's: no jobserver, and no
+	# variables from `make static` (ARCH=arm64 would override musl's own ARCH).
+	unset MAKEFLAGS MFLAGS MAKELEVEL
+	export -n ARCH
 	rm -rf "$P"
 	mkdir -p "$P"
 
+	local srcs=("openssl=$STATIC_OPENSSL_VERSION" "mongo-c-driver=$STATIC_MONGOC_VERSION" "libyaml=$STATIC_YAML_VERSION")
+	[ -z "$CROSS" ] || srcs+=("musl=$STATIC_MUSL_VERSION")
 	step "downloading and unpacking the source packages (apt-get source)" \
-		bash -c 'cd "$1" && apt-get source -o APT::Sandbox::User=root "openssl=$2" "mongo-c-driver=$3" "libyaml=$4"' \
-		_ "$work" "$STATIC_OPENSSL_VERSION" "$STATIC_MONGOC_VERSION" "$STATIC_YAML_VERSION"
+		bash -c 'cd "$1" && shift && apt-get source -o APT::Sandbox::User=root "$@"' _ "$work" "${srcs[@]}"
 	local ossl_src mongoc_src yaml_src
 	ossl_src=$(echo "$work"/openssl-"${STATIC_OPENSSL_VERSION%-*}")
 	mongoc_src=$(echo "$work"/mongo-c-driver-"${STATIC_MONGOC_VERSION%-*}")
@@ -193,6 +295,7 @@ build_prefix() {
 	for d in "$ossl_src" "$mongoc_src" "$yaml_src"; do
 		[ -d "$d" ] || die "apt-get source did not unpack $d"
 	done
+	[ -z "$CROSS" ] || build_musl "$work/musl-${STATIC_MUSL_VERSION%-*}"
 
 	# Kernel headers for musl-gcc. Its specs file passes -nostdinc and puts
 	# only musl's own headers (/usr/include/x86_64-linux-musl) on the include
@@ -206,32 +309,38 @@ build_prefix() {
 	# those three directories into a private one and add it with -idirafter:
 	# searched after musl's headers, so musl's always win, and nothing else of
 	# glibc's /usr/include can leak in. The system's musl include directory is
-	# left untouched.
+	# left untouched. Cross: the same three from Debian's
+	# linux-libc-dev-arm64-cross, in /usr/aarch64-linux-gnu/include.
 	local kh=$work/kernel-headers multiarch musl_lib
-	multiarch=$(gcc -dumpmachine)
-	musl_lib=/usr/lib/${multiarch%-gnu}-musl
 	mkdir -p "$kh"
-	ln -s /usr/include/linux "$kh/linux"
-	ln -s /usr/include/asm-generic "$kh/asm-generic"
-	ln -s "/usr/include/$multiarch/asm" "$kh/asm"
+	if [ -z "$CROSS" ]; then
+		multiarch=$(gcc -dumpmachine)
+		musl_lib=/usr/lib/${multiarch%-gnu}-musl
+		ln -s /usr/include/linux "$kh/linux"
+		ln -s /usr/include/asm-generic "$kh/asm-generic"
+		ln -s "/usr/include/$multiarch/asm" "$kh/asm"
+	else
+		musl_lib=$P/musl/lib
+		ln -s "/usr/$CROSS/include/linux" "$kh/linux"
+		ln -s "/usr/$CROSS/include/asm-generic" "$kh/asm-generic"
+		ln -s "/usr/$CROSS/include/asm" "$kh/asm"
+	fi
 	[ -e "$kh/linux/mman.h" ] && [ -e "$kh/asm/mman.h" ] ||
 		die "kernel headers missing in /usr/include (linux-libc-dev)"
 
 	# Nothing of the build may see Debian's (glibc) libraries through
 	# pkg-config.
 	export PKG_CONFIG_LIBDIR="$P/lib/pkgconfig" PKG_CONFIG_PATH=
-	# The inner makes are ours, not the caller's: no jobserver from `make static`.
-	unset MAKEFLAGS MFLAGS MAKELEVEL
 
 	step "OpenSSL ${STATIC_OPENSSL_VERSION}: configure" \
 		bash -c 'cd "$1" && shift && ./Configure "$@"' _ "$ossl_src" \
-		linux-x86_64 CC=musl-gcc --prefix="$P" --libdir=lib --openssldir=/etc/ssl \
+		"$OSSL_TARGET" CC="$LIB_CC" "${OSSL_CROSS[@]}" --prefix="$P" --libdir=lib --openssldir=/etc/ssl \
 		"${OPENSSL_CONFIG[@]}" $LIB_CFLAGS "-idirafter$kh"
 	step "OpenSSL: build (the slow part)" make -C "$ossl_src" -j"$JOBS" build_libs
 	step "OpenSSL: install" make -C "$ossl_src" install_dev
 
 	step "libyaml ${STATIC_YAML_VERSION}: configure" \
-		cmake -S "$yaml_src" -B "$work/yaml-build" -DCMAKE_C_COMPILER=musl-gcc \
+		cmake -S "$yaml_src" -B "$work/yaml-build" -DCMAKE_C_COMPILER="$LIB_CC" "${CMAKE_CROSS[@]}" \
 		-DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="$LIB_CFLAGS -DNDEBUG" \
 		-DBUILD_SHARED_LIBS=OFF -DBUILD_TESTING=OFF -DCMAKE_INSTALL_PREFIX="$P" \
 		-DINSTALL_CMAKE_DIR=lib/cmake/yaml
@@ -251,7 +360,7 @@ Libs: -L\${libdir} -lyaml
 EOF
 
 	step "mongo-c-driver ${STATIC_MONGOC_VERSION}: configure" \
-		cmake -S "$mongoc_src" -B "$work/mongoc-build" -DCMAKE_C_COMPILER=musl-gcc \
+		cmake -S "$mongoc_src" -B "$work/mongoc-build" -DCMAKE_C_COMPILER="$LIB_CC" "${CMAKE_CROSS[@]}" \
 		-DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="$LIB_CFLAGS -DNDEBUG" \
 		-DCMAKE_INSTALL_PREFIX="$P" -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_PREFIX_PATH="$P" \
 		-DOPENSSL_ROOT_DIR="$P" -DOPENSSL_USE_STATIC_LIBS=TRUE \
@@ -279,7 +388,11 @@ EOF
 		echo "openssl $STATIC_OPENSSL_VERSION: ${OPENSSL_CONFIG[*]} --openssldir=/etc/ssl"
 		echo "mongo-c-driver $STATIC_MONGOC_VERSION: ${MONGOC_CONFIG[*]}"
 		echo "libyaml $STATIC_YAML_VERSION"
-		echo "CFLAGS: $LIB_CFLAGS; compiler: $(musl-gcc --version | head -n1), musl $(dpkg-query -W -f='${Version}' musl-dev)"
+		if [ -z "$CROSS" ]; then
+			echo "CFLAGS: $LIB_CFLAGS; compiler: $(musl-gcc --version | head -n1), musl $(dpkg-query -W -f='${Version}' musl-dev)"
+		else
+			echo "CFLAGS: $LIB_CFLAGS; compiler: musl-gcc wrapper of $($CROSS-gcc --version | head -n1), musl $STATIC_MUSL_VERSION (Debian source, built for $CROSS)"
+		fi
 	} >"$P/BUILDINFO"
 	touch "$P/.complete"
 }
@@ -318,11 +431,11 @@ build_binary() {
 	local jobs=()
 	[ -n "${MAKELEVEL:-}" ] || jobs=(-j"$JOBS") # under make: its jobserver
 	# What -version reports as linked in (src/version.h): the pinned Debian
-	# source versions, and the musl that musl-gcc belongs to.
+	# source versions, and the musl linked in.
 	local components
 	components="openssl=$STATIC_OPENSSL_VERSION mongo-c-driver=$STATIC_MONGOC_VERSION"
-	components+=" libyaml=$STATIC_YAML_VERSION musl=$(dpkg-query -W -f='${Version}' musl-dev)"
-	"${MAKE:-make}" -C "$root" --no-print-directory "${jobs[@]}" bin/static/migrate-init \
+	components+=" libyaml=$STATIC_YAML_VERSION musl=$(musl_version)"
+	"${MAKE:-make}" -C "$root" --no-print-directory "${jobs[@]}" "${BIN#"$root"/}" \
 		STATIC_PREFIX="$P" STATIC_COMPONENTS="$components"
 }
 
@@ -334,7 +447,7 @@ ensure_licences() {
 	local L=$P/share/licenses musl_v work pkg
 	[ -f "$L/.complete" ] && return 0
 	ensure_deb_src
-	musl_v=$(dpkg-query -W -f='${Version}' musl-dev)
+	musl_v=$(musl_version)
 	work=$(mktemp -d)
 	step "downloading the source packages' copyright files" \
 		bash -c 'cd "$1" && apt-get source --download-only -o APT::Sandbox::User=root \
@@ -353,31 +466,41 @@ ensure_licences() {
 write_sbom() {
 	ensure_licences
 	STATIC_OPENSSL_VERSION=$STATIC_OPENSSL_VERSION STATIC_MONGOC_VERSION=$STATIC_MONGOC_VERSION \
-		STATIC_YAML_VERSION=$STATIC_YAML_VERSION STATIC_PREFIX=$P \
-		/usr/bin/python3 "$here/sbom.py" "$root/bin/static/migrate-init" >&2
+		STATIC_YAML_VERSION=$STATIC_YAML_VERSION STATIC_MUSL_VERSION=$(musl_version) STATIC_PREFIX=$P \
+		/usr/bin/python3 "$here/sbom.py" "$BIN" "$ARCH" >&2
 }
 
 check_and_report() {
-	local bin=$root/bin/static/migrate-init desc bytes
+	local bin=$BIN desc bytes
 	desc=$(file -b "$bin")
 	case $desc in
 	*"statically linked"* | *"static-pie linked"*) ;;
 	*) die "$bin is not statically linked: $desc" ;;
 	esac
+	if [ -n "$CROSS" ]; then
+		case $desc in
+		*"ARM aarch64"*) ;;
+		*) die "$bin is not an aarch64 executable: $desc" ;;
+		esac
+	fi
 	if readelf -l "$bin" | grep -q INTERP; then
 		die "$bin has a program interpreter: not fully static"
 	fi
 	# Everything linked in is ours or musl's (plus gcc's own libgcc and crt
 	# files): no glibc archive.
-	local map=$root/build/static/migrate-init.map
-	if grep '^LOAD .*-linux-gnu/' "$map" | grep -v '^LOAD /usr/lib/gcc/' >&2; then
+	local map=$MAP
+	if grep '^LOAD .*-linux-gnu/' "$map" | grep -Ev '^LOAD /usr/lib/gcc(-cross)?/' >&2; then
 		die "glibc files were linked into $bin (above)"
 	fi
-	"$bin" -version >/dev/null || die "$bin -version failed"
+	if [ -z "$CROSS" ]; then
+		"$bin" -version >/dev/null || die "$bin -version failed"
+	else
+		qemu-aarch64-static "$bin" -version >/dev/null || die "qemu-aarch64-static $bin -version failed"
+	fi
 	bytes=$(stat -c %s "$bin")
-	say "bin/static/migrate-init: $desc"
+	say "${bin#"$root"/}: $desc"
 	say "size: $bytes bytes = $(awk -v b="$bytes" 'BEGIN { printf "%.2f MB (%.2f MiB)", b / 1e6, b / 1048576 }')"
-	size "$bin" | sed 's/^/static:   /' >&2
+	"${TOOL_PREFIX}size" "$bin" | sed 's/^/static:   /' >&2
 	# What the bytes are: sum the input sections that went into the binary,
 	# from the link map, by library (our own objects together).
 	if [ -f "$map" ]; then
@@ -401,7 +524,7 @@ check_and_report() {
 				if (sec ~ /^\.(debug|comment|note|bss|tbss)/ || sec ~ /^\.gnu\.warning/) next
 				n = hex(sz); if (n == 0) next
 				sub(/\(.*$/, "", f)
-				if (f ~ /build\/static\//) f = "migrate-init objects"
+				if (f ~ /build\/static[^\/]*\//) f = "migrate-init objects"
 				else { sub(/^.*\//, "", f) }
 				tot[f] += n; all += n
 			}

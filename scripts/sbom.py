@@ -29,8 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# name, Debian source package, env var of its pinned version (None: the
-# musl-dev that musl-gcc belongs to), SPDX licence of what is linked in.
+# name, Debian source package, env var of its pinned version (None: musl,
+# STATIC_MUSL_VERSION, else the musl-dev that musl-gcc belongs to), SPDX
+# licence of what is linked in.
 # Debian's copyright file of each source package (build-static.sh puts it in
 # $STATIC_PREFIX/share/licenses/SOURCE/) is copied beside the binary.
 COMPONENTS = [
@@ -88,7 +89,7 @@ def main():
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": "APPLICATION",
-        "sourceInfo": f"built from git commit {commit}, statically linked with musl for {arch}",
+        "sourceInfo": f"built from git commit {commit}, statically linked with musl for linux/{arch}",
     }]
     rels = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": me}]
     lic_dir = Path(str(binary) + ".licenses")
@@ -96,7 +97,7 @@ def main():
     lic_dir.mkdir()
     licences = Path(os.environ["STATIC_PREFIX"]) / "share" / "licenses"
     for name, source, var, licence in COMPONENTS:
-        deb = os.environ.get(var) if var else dpkg_version("musl-dev")
+        deb = os.environ.get(var or "STATIC_MUSL_VERSION") or (dpkg_version("musl-dev") if not var else None)
         if not deb:
             sys.exit(f"sbom: {var} is not set (run through scripts/build-static.sh)")
         spdx_id = f"SPDXRef-Package-{name}"

@@ -6,6 +6,10 @@ MIGRATE_VERSION=v4.20.1
 MI_CACHE=${MI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/migrate-init}
 FERRETDB_BIN="$MI_CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
 MIGRATE_BIN="$MI_CACHE/migrate-$MIGRATE_VERSION/migrate"
+# The distribution project's registry, for the multi-platform image test only
+# (scripts/registry.sh; built from the Go module proxy, cached by version).
+REGISTRY_VERSION=v3.1.2
+REGISTRY_BIN="$MI_CACHE/registry-$REGISTRY_VERSION/registry"
 
 # The fully static musl build (`make static`, scripts/build-static.sh): the
 # Debian source packages it compiles with musl-gcc, pinned, and the prefix they
@@ -19,6 +23,12 @@ STATIC_MONGOC_VERSION=${STATIC_MONGOC_VERSION:-1.23.1-1+deb12u3}
 STATIC_YAML_VERSION=${STATIC_YAML_VERSION:-0.2.5-1}
 STATIC_BUILD_REV=4
 STATIC_PREFIX="$MI_CACHE/static-openssl_$STATIC_OPENSSL_VERSION-mongoc_$STATIC_MONGOC_VERSION-yaml_$STATIC_YAML_VERSION-r$STATIC_BUILD_REV"
+# `make static ARCH=arm64`: the same libraries cross-compiled for aarch64,
+# plus musl itself (Debian packages no musl for aarch64 on amd64; it is built
+# from this source package, the version of bookworm's musl-dev), in a prefix
+# of its own keyed by the architecture and all four versions.
+STATIC_MUSL_VERSION=${STATIC_MUSL_VERSION:-1.2.3-1}
+STATIC_PREFIX_ARM64="$MI_CACHE/static-arm64-openssl_$STATIC_OPENSSL_VERSION-mongoc_$STATIC_MONGOC_VERSION-yaml_$STATIC_YAML_VERSION-musl_$STATIC_MUSL_VERSION-r$STATIC_BUILD_REV"
 
 # A real single-node Kubernetes for the tests (scripts/k8s.sh): kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubelet and kubectl built from the
