@@ -213,8 +213,10 @@ REPRO_FLAGS := -ffile-prefix-map=$(CURDIR)=.
 # Our code for the static build, as its libraries are built: for size (the
 # binary is the image; its CPU time is a small part of any run's). No unwind
 # tables: C with no exceptions or cancellation, and the binary is stripped,
-# so nothing would read them (-28 KB with -Os, -12 KB more without them).
-STATIC_OPT ?= -Os -g -fno-asynchronous-unwind-tables -fno-unwind-tables
+# so nothing would read them (-28 KB with -Os, -12 KB more without them; the
+# libraries' tables go at link time: scripts/static-no-unwind.ld). Not
+# position-independent: the binary is static and not PIE anyway.
+STATIC_OPT ?= -Os -g -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-pie
 $(SO)/%.o: src/%.c src/*.h $(SO)/prefix $(STATIC_PREFIX)/.complete
 	@mkdir -p $(dir $@)
 	$(STATIC_CC) $(STATIC_CFLAGS) $(STATIC_OPT) $(REPRO_FLAGS) -ffunction-sections -fdata-sections -c -o $@ $<
@@ -222,10 +224,11 @@ $(SO)/%.o: src/%.c src/*.h $(SO)/prefix $(STATIC_PREFIX)/.complete
 $(SO)/version.o: build/buildinfo
 $(SO)/version.o: STATIC_CFLAGS += $(call VERSION_DEFS,$(STATIC_COMPONENTS))
 
-$(SB)/migrate-init: $(SRCS:src/%.c=$(SO)/%.o)
+$(SB)/migrate-init: $(SRCS:src/%.c=$(SO)/%.o) scripts/static-no-unwind.ld
 	@mkdir -p $(SB)
-	$(STATIC_CC) -static $(CFLAGS) -Wl,--gc-sections -Wl,-Map,$(SO)/migrate-init.map \
-		-o $@ $^ $(shell $(STATIC_PC) --libs $(STATIC_PKGS))
+	$(STATIC_CC) -static -no-pie $(CFLAGS) -Wl,--gc-sections -Wl,-T,scripts/static-no-unwind.ld \
+		-Wl,-Map,$(SO)/migrate-init.map \
+		-o $@ $(filter %.o,$^) $(shell $(STATIC_PC) --libs $(STATIC_PKGS))
 	$(STATIC_STRIP) --strip-all $@
 else
 bin/static/migrate-init bin/static/arm64/migrate-init:
