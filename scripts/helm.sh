@@ -26,11 +26,22 @@ build() {
 		return 0
 	fi
 	echo "helm: building helm.sh/helm/v3/cmd/helm@$HELM_VERSION (cached in $HELM_DIR)" >&2
-	local t0=$SECONDS
+	local t0=$SECONDS gomod minor flags
+	# The Kubernetes version `helm template` and `helm lint` assume (without
+	# it: 1.20, which a chart's kubeVersion >=1.29 refuses) is the client-go
+	# minor helm was built with, as its Makefile sets it.
+	gomod=$(cd "$(mktemp -d)" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
+		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+	minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")
+	[ -n "$minor" ] || { echo "helm: no k8s.io/client-go version in $gomod" >&2; return 1; }
+	flags="-w -s -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+	flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+	for v in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+		flags+=" -X $v.k8sVersionMajor=1 -X $v.k8sVersionMinor=$minor"
+	done
 	rm -rf "$HELM_DIR.tmp"
 	mkdir -p "$HELM_DIR.tmp"
-	GOBIN="$HELM_DIR.tmp" CGO_ENABLED=0 nice -n 19 go install -trimpath \
-		-ldflags "-w -s -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+	GOBIN="$HELM_DIR.tmp" CGO_ENABLED=0 nice -n 19 go install -trimpath -ldflags "$flags" \
 		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 	rm -rf "$HELM_DIR"
 	mv "$HELM_DIR.tmp" "$HELM_DIR"
