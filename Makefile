@@ -264,11 +264,13 @@ test-artifact: static
 # the scenarios' own images imported, FerretDB inside the namespace; the
 # shipped k8s/ applied through tests/k8s/overlay. Taken down at the end, also
 # on failure and Ctrl-C. Needs root and Docker Engine; fails (never skips)
-# without them.
+# without them. The Helm chart's tests (tests/k8s/test_helm.py) need helm,
+# built once per version from the Go module proxy (scripts/helm.sh).
 .PHONY: test-k8s
 test-k8s:
 	bash scripts/deps.sh
 	bash scripts/k8s.sh build
+	bash scripts/helm.sh build >/dev/null
 	$(PY) -m pytest -q -s tests/k8s
 
 # `make test-arm64`: the arm64 build (issue #19), tested here on amd64 under

@@ -43,3 +43,11 @@ STATIC_PREFIX_ARM64="$MI_CACHE/static-arm64-openssl_$STATIC_OPENSSL_VERSION-mong
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
 K8S_BUILD_REV=1
 K8S_CACHE="$MI_CACHE/k8s-$K8S_VERSION"
+
+# Helm for the chart's tests (scripts/helm.sh build): `go install
+# helm.sh/helm/v3/cmd/helm@HELM_VERSION` from the Go module proxy, the
+# version stamped in as helm's own Makefile does; cached in HELM_DIR, keyed
+# by version (a few minutes cold on 2 cores, once).
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
+HELM_DIR="$MI_CACHE/helm-$HELM_VERSION"
+HELM_BIN="$HELM_DIR/helm"
