@@ -156,8 +156,12 @@ check: unit bin/migrate-init
 	$(PY) -m pytest -q $(CHECK_TESTS)
 
 # CI runs every fuzzer briefly (FUZZ_SECONDS each) after replaying the corpus.
-test: FUZZ_SECONDS = 10
-test: unit fuzz-regress fuzz e2e e2e-asan e2e-tsan valgrind test-artifact test-k8s
+# test-local is everything but the cluster: scripts/test.sh runs it while the
+# Kubernetes and Helm compiles finish in the background, then test-k8s.
+test-local: FUZZ_SECONDS = 10
+test-local: unit fuzz-regress fuzz e2e e2e-asan e2e-tsan valgrind test-artifact
+test: test-local test-k8s
+.PHONY: test-local
 
 demo: bin/migrate-init
 	bash scripts/demo.sh
