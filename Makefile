@@ -288,8 +288,8 @@ test-k8s:
 # docker/multiarch.sh's image for linux/amd64 + linux/arm64 is pushed to a
 # registry on 127.0.0.1 (scripts/registry.sh) and pulled back per platform.
 # Needs Docker Engine. Not part of `make test` (README, "arm64").
-# test_hostile.py is left out: one case expects glibc's strerror wording,
-# which no musl build prints (bin/static/migrate-init fails it too).
+# test_hostile.py is left out: its RLIMIT_AS rows limit the address space,
+# which qemu-user needs for itself.
 ARM64_E2E := tests/e2e/test_core.py tests/e2e/test_interop.py tests/e2e/test_dropin.py \
 	tests/e2e/test_server_guarantees.py
 .PHONY: test-arm64

@@ -360,7 +360,7 @@ def file_rows():
             files={"3_s.up.json": b'[{"insert": "a", "documents": [{"v": "\xc3\x28 \xff"}]}]'}),
         Row("file-truncated-utf8", 3, [BAD, r"UTF-?8"],
             files={"3_s.up.json": b'[{"insert": "a", "documents": [{"v": "\xe2\x82"}]}]'}),
-        Row("file-symlink-loop", 3, ["cannot read migration file", "Too many levels of symbolic links"],
+        Row("file-symlink-loop", 3, ["cannot read migration file", r"Too many levels of symbolic links|Symbolic link loop"],
             setup=symlink_loop),
         Row("file-fifo", 3, ["cannot read migration file", "not a regular file"], setup=fifo),
         Row("file-dangling-symlink", 3, ["cannot read migration file", "No such file"], setup=dangling),
