@@ -33,3 +33,10 @@ STATIC_PREFIX="$MI_CACHE/static-openssl_$STATIC_OPENSSL_VERSION-mongoc_$STATIC_M
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
 K8S_BUILD_REV=1
 K8S_CACHE="$MI_CACHE/k8s-$K8S_VERSION"
+
+# The test cluster's DNS (scripts/k8s.sh, issue #20): CoreDNS from the Go
+# module proxy (its go.mod has no replace directives, so plain `go install`
+# works), serving cluster.local from the API and nothing upstream. Built by
+# `k8s.sh build` with the Kubernetes binaries, cached here keyed by version.
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+COREDNS_BIN="$MI_CACHE/coredns-$COREDNS_VERSION/coredns"
