@@ -651,10 +651,13 @@ EOF2
 	# NXDOMAIN at once, as an upstream resolver would say of a name that does
 	# not exist: nothing is forwarded, nothing leaves the netns. `ready`
 	# answers 200 on 127.0.0.1:8181 once the kubernetes plugin has synced.
+	# `log`: every cluster.local query in DIR/logs/coredns.log, with its
+	# protocol (the tests read it to see a truncated answer asked over TCP).
 	cat >"$c/Corefile" <<EOF2
 cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
     bind $NODE_IP
     errors
+    log
     ready 127.0.0.1:8181
     kubernetes cluster.local in-addr.arpa ip6.arpa {
         kubeconfig $DIR/admin.kubeconfig mik8s
