@@ -7,7 +7,7 @@
  * UDP only (src/network/res_msend.c has no TCP; 1.2.4 added it): an answer
  * larger than 512 bytes comes back truncated (TC set) and is used as it is,
  * so a headless Service with many endpoints gives libmongoc only the SRV
- * records that fit (7 of 40 in tests/k8s/test_dns.py). glibc asks again
+ * records that fit (6 of 40 in tests/k8s/test_dns.py). glibc asks again
  * over TCP. So does the res_search this module defines in the musl build:
  * musl's res_query first, and when its answer is truncated, the same query
  * (musl's res_mkquery) over TCP to the nameservers of /etc/resolv.conf, in

@@ -152,8 +152,20 @@ def start_job(cluster, ns, db, job_url):
 
 
 def job_result(cluster, ns, timeout=150):
-    """(Job, [(exit code, termination message, log)] of its pods)."""
-    job = cluster.wait_job_finished(ns, timeout)
+    """(Job, [(exit code, termination message, log)] of its pods); on a
+    timeout, fails with the pods' logs (what the binary was waiting for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = cluster.job(ns)
+        if {"Complete", "Failed"} & set(conditions(job)):
+            break
+        if time.monotonic() > deadline:
+            logs = [cluster.kubectl("-n", ns, "logs", p["metadata"]["name"], "-c", "migrate",
+                                    check=False).stdout[-4000:] for p in cluster.pods(ns, f"job-name={JOB}")]
+            assert_no_canary(*logs)
+            pytest.fail(f"Job {ns}/{JOB} did not finish within {timeout} s: {job.get('status')}\n"
+                        + "\n".join(logs), pytrace=False)
+        time.sleep(1)
     out = []
     for pod in cluster.pods(ns, f"job-name={JOB}"):
         s = container_status(pod, "migrate")
@@ -221,8 +233,8 @@ def test_dns_service_names_and_srv(cluster, rs_ferretdb):
     assert (rcode, n) == (3, 0), "nothing is forwarded: names outside the cluster are NXDOMAIN"
 
     time.sleep(max(0.0, 10 - (time.monotonic() - started)))
-    create_service(cluster, "dns-late", "late")
-    create_service(cluster, "dns-late-srv", "late-srv", headless=True, endpoints=[("m0", NODE_IP)])
+    create_service(cluster, ns_svc, "late")
+    create_service(cluster, ns_svc, "late-srv", headless=True, endpoints=[("m0", NODE_IP)])
 
     assert_migrated(cluster, "dns-full")
     assert_migrated(cluster, ns_svc)
