@@ -51,3 +51,10 @@ K8S_CACHE="$MI_CACHE/k8s-$K8S_VERSION"
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 HELM_DIR="$MI_CACHE/helm-$HELM_VERSION"
 HELM_BIN="$HELM_DIR/helm"
+
+# The test cluster's DNS (scripts/k8s.sh, issue #20): CoreDNS from the Go
+# module proxy (its go.mod has no replace directives, so plain `go install`
+# works), serving cluster.local from the API and nothing upstream. Built by
+# `k8s.sh build` with the Kubernetes binaries, cached here keyed by version.
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+COREDNS_BIN="$MI_CACHE/coredns-$COREDNS_VERSION/coredns"

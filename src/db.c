@@ -31,6 +31,13 @@ int db_open(struct db *d, const struct db_options *o, int32_t reply_timeout_ms)
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, reply_timeout_ms);
 	d->client = mongoc_client_new_from_uri_with_error(uri, &err);
 	mongoc_uri_destroy(uri);
+	if (!d->client && err.domain == MONGOC_ERROR_STREAM) {
+		/* The SRV lookup of a mongodb+srv URL failed: libmongoc reports
+		 * it as a stream error (name resolution), as it does a host name
+		 * that does not resolve in mongodb://. Both mean the same. */
+		d->open_err = err;
+		return EXIT_UNREACHABLE;
+	}
 	if (!d->client) {
 		log_error("cannot create database client", F_STR("error", err.message));
 		return EXIT_USAGE;

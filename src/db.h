@@ -41,6 +41,7 @@ struct db {
 	mongoc_database_t *db;
 	mongoc_collection_t *state;
 	const struct db_options *opt;
+	bson_error_t open_err; /* why db_open returned EXIT_UNREACHABLE */
 	/* The state document as last read: its _id, and the lock token it
 	 * carried (seen_fence, "" when none). */
 	bool exists;
@@ -57,10 +58,15 @@ struct db {
 #define STATE_FENCE_FIELD "lock_token"
 #define STATE_FENCE_REVOKED "revoked"
 
-/* Creates the client; no I/O yet. reply_timeout_ms > 0 caps how long a
- * command waits for its reply (socketTimeoutMS), for connections whose
- * commands are useless past a deadline (the heartbeat's); 0 leaves the
- * URL's. 0 or EXIT_USAGE. */
+/* Creates the client; no I/O yet, except for a mongodb+srv URL, whose SRV
+ * and TXT records libmongoc looks up right here. reply_timeout_ms > 0 caps
+ * how long a command waits for its reply (socketTimeoutMS), for connections
+ * whose commands are useless past a deadline (the heartbeat's); 0 leaves
+ * the URL's. 0, EXIT_USAGE, or EXIT_UNREACHABLE when that lookup failed
+ * (NXDOMAIN, no answer: a Service not created yet is a rollout's normal
+ * state, so this is the database not being there yet, never a usage
+ * error); then d->open_err says why, d has no client, and db_close is
+ * still safe. */
 int db_open(struct db *d, const struct db_options *o, int32_t reply_timeout_ms);
 void db_close(struct db *d);
 

@@ -380,7 +380,12 @@ static int dep_met(const struct reg_dep *d, const struct config *c, char *why, s
 	o.migrations_collection = bson_strdup(d->collection ? d->collection : "schema_migrations");
 	struct db db;
 	int met = -1;
-	if (db_open(&db, &o, 0) == 0) {
+	int rc = db_open(&db, &o, 0);
+	if (rc == EXIT_UNREACHABLE) {
+		/* Its mongodb+srv name does not resolve (yet): as unreachable. */
+		snprintf(why, len, "unreachable: %.400s", db.open_err.message);
+		met = 0;
+	} else if (rc == 0) {
 		int64_t v;
 		bool dirty;
 		bson_error_t err;

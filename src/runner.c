@@ -101,7 +101,9 @@ static int open_database(struct run *r)
 	int64_t t = r->c->migration_timeout_ms;
 	int rc = db_open(&r->d, &r->c->db,
 	                 t > 0 ? (int32_t)(t < INT32_MAX - 1000 ? t + 1000 : INT32_MAX) : 0);
-	if (rc)
+	/* EXIT_UNREACHABLE: a mongodb+srv name that does not resolve yet, the
+	 * wait's first failed attempt. */
+	if (rc && rc != EXIT_UNREACHABLE)
 		return rc;
 	return wait_for_database(&r->d, r->c);
 }

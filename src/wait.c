@@ -38,6 +38,17 @@ static const char *hint(const struct config *c, const bson_error_t *err)
 	return NULL;
 }
 
+/* One attempt: the client db_open made (none when its SRV lookup failed:
+ * that failure is the attempt's), then a ping. */
+static bool attempt_ping(struct db *d, bson_error_t *err)
+{
+	if (!d->client) {
+		*err = d->open_err;
+		return false;
+	}
+	return db_ping(d, err);
+}
+
 int wait_for_database(struct db *d, const struct config *c)
 {
 	int64_t start = now_ms();
@@ -54,11 +65,12 @@ int wait_for_database(struct db *d, const struct config *c)
 			if (c->wait_timeout_ms > 0 && left < o.connect_timeout_ms)
 				o.connect_timeout_ms = left > 0 ? left : 1;
 			db_close(d);
-			if (db_open(d, &o, 0) != 0)
+			int rc = db_open(d, &o, 0);
+			if (rc != 0 && rc != EXIT_UNREACHABLE)
 				return EXIT_USAGE;
 			d->opt = &c->db; /* o was for the client's options only */
 		}
-		if (db_ping(d, &err)) {
+		if (attempt_ping(d, &err)) {
 			if (attempt > 1)
 				log_info("database is ready", F_INT("attempt", attempt),
 				         F_INT("waited_ms", now_ms() - start));
