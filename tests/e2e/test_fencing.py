@@ -103,27 +103,37 @@ def is_counter_update(v):
 # 1. A held write of the runner that lost the lock
 
 
-# trigger: (rule, fresh database?, the winner's exit, its final state, counters after both)
+# trigger: (rule, the winner's exit, its final state, counters after both,
+# the loser's environment and exit)
+ALL3 = {1: 1, 2: 1, 3: 1}
 HELD = {
     # Fresh database: the first state write is the claim (an insert under a fixed _id).
-    "claim-fresh": (is_insert_into("schema_migrations"), 0, (3, False), {1: 1, 2: 1, 3: 1}),
-    "dirty-mark-fresh": (on_version_write(1, True), 0, (3, False), {1: 1, 2: 1, 3: 1}),
-    "dirty-mark": (on_version_write(2, True), 0, (3, False), {1: 1, 2: 1, 3: 1}),
+    "claim-fresh": (is_insert_into("schema_migrations"), 0, (3, False), ALL3, {}, 9),
+    "dirty-mark-fresh": (on_version_write(1, True), 0, (3, False), ALL3, {}, 9),
+    "dirty-mark": (on_version_write(2, True), 0, (3, False), ALL3, {}, 9),
     # Cut off inside migration 2: nobody can know how much of it ran, so the
     # winner refuses the dirty version, as after a crash there.
-    "body": (is_counter_update(2), 8, (2, True), {1: 1, 2: 1}),
-    "clean-mark": (on_version_write(2, False), 8, (2, True), {1: 1, 2: 1}),
-    "history": (is_insert_into("schema_migrations_history", 2), 0, (3, False), {1: 1, 2: 1, 3: 1}),
+    "body": (is_counter_update(2), 8, (2, True), {1: 1, 2: 1}, {}, 9),
+    "clean-mark": (on_version_write(2, False), 8, (2, True), {1: 1, 2: 1}, {}, 9),
+    # History written record by record: migration 2's record is held, then
+    # the loser stops before migration 3.
+    "history": (is_insert_into("schema_migrations_history", 2), 0, (3, False), ALL3,
+                {"HISTORY_FLUSH_INTERVAL": "0"}, 9),
+    # History in one batch at the end (the default): every migration is
+    # applied and marked clean when the batch is held; the winner has nothing
+    # to do; the batch lands late with true records, and the loser's work
+    # was done (0; losing the lock at release is a warning).
+    "history-batch": (is_insert_into("schema_migrations_history", 1), 0, (3, False), ALL3, {}, 0),
 }
 
 
 @pytest.mark.parametrize("trigger", list(HELD))
 def test_held_write_of_the_loser_never_lands(trigger, procs, relays, dbname, db_url, db, migdir):
-    rule, winner_rc, final, runs = HELD[trigger]
+    rule, winner_rc, final, runs, env, loser_rc = HELD[trigger]
     write_migrations(migdir, counted_set(3))
     relay = relays()
     held = relay.hold(rule)
-    loser = procs.mi(migdir, relay.url(dbname), "up", LOCK_LEASE=LEASE, POD_NAME="loser")
+    loser = procs.mi(migdir, relay.url(dbname), "up", LOCK_LEASE=LEASE, POD_NAME="loser", **env)
     held.wait(loser)
     # Everything else it sends is held too: its heartbeat cannot renew.
     beat = relay.hold(lambda conn, cmd: conn is not held.conn)
@@ -135,7 +145,7 @@ def test_held_write_of_the_loser_never_lands(trigger, procs, relays, dbname, db_
     held.resume()
     beat.resume()
     res = loser.finish()
-    assert res.returncode == 9, res
+    assert res.returncode == loser_rc, res
     assert state(db) == after_winner, f"a write of the runner that lost the lock landed:\n{res!r}"
     assert db["schema_migrations"].find_one()[FENCE] == fenced_to
     assert counters(db) == runs, f"a migration ran twice or not at all:\n{res!r}\n{winner!r}"
