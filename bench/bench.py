@@ -1299,7 +1299,7 @@ def compat_breakdown(R, b, upm):
         f"README, History): with `x-history=false`, {P} takes {c_ * 1000:.2f} ms per migration, "
         f"{c_ / b_:.2f}x the compatible floor. An insert per migration, as earlier versions sent, would "
         f"add about {hist_w * 1000:.2f} ms of wall time and {hist_c * 1000:.2f} ms of FerretDB CPU per "
-        "migration (pymongo alone, below). The other {(c_ - b_) * 1000:.2f} ms is what "
+        f"migration (pymongo alone, below). The other {(c_ - b_) * 1000:.2f} ms is what "
         f"{P} does besides the same three commands per migration (two state updates, whose filter also "
         "carries the lock token, and the body): its commands once per run ("
         + ", ".join(f"`{k}`" for k in fixed_p if k not in fixed_c)
