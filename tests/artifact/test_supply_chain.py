@@ -2,8 +2,9 @@
 can feed a scanner, versions the binary itself confirms, licences shipped,
 and a build anyone can repeat byte for byte.
 
-  * bin/static/migrate-init.spdx.json parses and validates as SPDX 2.3 with
-    the SPDX project's own Go library (tests/artifact/sbom/), and lists
+  * bin/static/migrate-init.spdx.json validates against the official SPDX
+    2.3 JSON schema, then parses and validates with the SPDX project's own
+    Go library (tests/artifact/sbom/), and lists
     exactly musl, OpenSSL, libmongoc, libbson and libyaml, each statically
     linked, with the binary's sha256;
   * every listed version is what was built: the library's own answer at run
@@ -15,10 +16,10 @@ and a build anyone can repeat byte for byte.
   * two static builds from two clean clones, in different directories, at
     different times, give the same bytes (binary and SBOM).
 
-The official SPDX JSON schema lives in the spdx-spec repository, which no
-registry this CI reaches serves: the reference library's reader and
-validator stand in for it (it rejects documents that do not map onto the
-SPDX 2.3 model; the mandatory fields are checked on top).
+The official SPDX 2.3 JSON schema lives in the spdx-spec repository, which
+no registry this CI reaches serves; syft's Go module carries a copy
+(schema/spdx-json/spdx-schema-2.3.json), so the test takes it from the Go
+module proxy at a pinned version and checks its sha256 before trusting it.
 """
 
 import hashlib
@@ -74,14 +75,39 @@ def sbomcheck(tmp_path_factory):
     return out
 
 
-def check(sbomcheck, path):
-    p = subprocess.run([str(sbomcheck), str(path)], capture_output=True, text=True, timeout=60)
-    return p, (json.loads(p.stdout) if p.returncode == 0 else None)
+# spdx-spec's schemas/spdx-schema.json for 2.3, as syft ships it.
+SCHEMA_MODULE = "github.com/anchore/syft@v1.57.1"
+SCHEMA_FILE = "schema/spdx-json/spdx-schema-2.3.json"
+SCHEMA_SHA256 = "c2e139546ef93597d3b1214d1d452369d0b536af6c6d6500dbd25c582034aa7c"
 
 
-def test_sbom_is_spdx_2_3_and_lists_what_is_linked_in(static_binary, sbomcheck):
+@pytest.fixture(scope="session")
+def spdx_schema():
+    p = subprocess.run(["go", "mod", "download", "-json", SCHEMA_MODULE], capture_output=True, text=True,
+                       timeout=600, env=go_env(), cwd="/")
+    if p.returncode != 0:
+        pytest.fail(f"downloading {SCHEMA_MODULE} for the SPDX schema failed:\n{p.stdout}{p.stderr}",
+                    pytrace=False)
+    path = Path(json.loads(p.stdout)["Dir"]) / SCHEMA_FILE
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == SCHEMA_SHA256, f"{path} is not the pinned SPDX 2.3 schema ({digest})"
+    assert json.loads(path.read_text())["$id"] == "http://spdx.org/rdf/terms/2.3"
+    return path
+
+
+@pytest.fixture(scope="session")
+def check(sbomcheck, spdx_schema):
+    def run(path):
+        p = subprocess.run([str(sbomcheck), str(spdx_schema), str(path)], capture_output=True, text=True,
+                           timeout=60)
+        return p, (json.loads(p.stdout) if p.returncode == 0 else None)
+
+    return run
+
+
+def test_sbom_is_spdx_2_3_and_lists_what_is_linked_in(static_binary, check):
     assert SPDX.is_file(), "make static writes the SBOM beside the binary"
-    p, pkgs = check(sbomcheck, SPDX)
+    p, pkgs = check(SPDX)
     assert p.returncode == 0, p.stderr
     by = {x["Name"]: x for x in pkgs}
     assert sorted(by) == sorted(["migrate-init", *EXPECTED]), pkgs
@@ -91,17 +117,23 @@ def test_sbom_is_spdx_2_3_and_lists_what_is_linked_in(static_binary, sbomcheck):
         assert by[name]["Purl"].startswith(f"pkg:deb/debian/{SOURCE[name]}@"), by[name]
 
 
-def test_the_checker_rejects_a_broken_sbom(sbomcheck, tmp_path):
-    """The checker can fail: a relationship to nothing, a missing version."""
-    doc = json.loads(SPDX.read_text())
-    doc["relationships"].append({"spdxElementId": "SPDXRef-Package-migrate-init", "relationshipType": "STATIC_LINK",
-                                 "relatedSpdxElement": "SPDXRef-Package-nothing"})
-    (tmp_path / "a.json").write_text(json.dumps(doc))
-    assert check(sbomcheck, tmp_path / "a.json")[0].returncode != 0
-    doc = json.loads(SPDX.read_text())
-    del doc["packages"][1]["versionInfo"]
-    (tmp_path / "b.json").write_text(json.dumps(doc))
-    assert check(sbomcheck, tmp_path / "b.json")[0].returncode != 0
+def test_the_checker_rejects_a_broken_sbom(check, tmp_path):
+    """The checker can fail: a relationship to nothing, a missing version,
+    and what only the schema catches (a field SPDX does not define, which
+    the Go library's reader ignores; a checksum algorithm it does not name)."""
+    def broken(name, change, why):
+        doc = json.loads(SPDX.read_text())
+        change(doc)
+        (tmp_path / name).write_text(json.dumps(doc))
+        p = check(tmp_path / name)[0]
+        assert p.returncode != 0 and why in p.stderr, (name, p.stderr)
+
+    broken("a.json", lambda d: d["relationships"].append(
+        {"spdxElementId": "SPDXRef-Package-migrate-init", "relationshipType": "STATIC_LINK",
+         "relatedSpdxElement": "SPDXRef-Package-nothing"}), "invalid")
+    broken("b.json", lambda d: d["packages"][1].pop("versionInfo"), "mandatory")
+    broken("c.json", lambda d: d.update(scanner="yes"), "SPDX 2.3 schema")
+    broken("d.json", lambda d: d["packages"][0]["checksums"][0].update(algorithm="SHA-256"), "SPDX 2.3 schema")
 
 
 def pc_version(name):
@@ -109,8 +141,8 @@ def pc_version(name):
     return re.search(r"^Version:\s*(\S+)", text, re.M).group(1)
 
 
-def test_every_listed_version_is_what_was_built(static_binary, sbomcheck):
-    _, pkgs = check(sbomcheck, SPDX)
+def test_every_listed_version_is_what_was_built(static_binary, check):
+    _, pkgs = check(SPDX)
     listed = {x["Name"]: x for x in pkgs}
     p = subprocess.run([str(static_binary), "-version", "-json"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr

@@ -1,12 +1,14 @@
-// sbomcheck reads an SPDX document with the SPDX project's own Go library
-// (tools-golang), which rejects what does not parse as SPDX, and validates
-// it (spdxlib.ValidateDocument: element IDs, relationships, what the
-// document describes). It then checks the fields SPDX 2.3 makes mandatory
-// for a document and its packages, and prints the packages as JSON for the
-// artifact tests (tests/artifact/test_supply_chain.py) to hold against the
-// binary.
+// sbomcheck validates an SPDX document against the official SPDX 2.3 JSON
+// schema (a file: the test takes the spdx-spec copy that a Go module
+// carries, pinned by its sha256), then reads it with the SPDX project's own
+// Go library (tools-golang), which rejects what does not map onto the SPDX
+// model, and validates it (spdxlib.ValidateDocument: element IDs,
+// relationships, what the document describes). It then checks the fields
+// SPDX 2.3 makes mandatory for a document and its packages, and prints the
+// packages as JSON for the artifact tests (tests/artifact/test_supply_chain.py)
+// to hold against the binary.
 //
-//	go run . FILE.spdx.json
+//	go run . SCHEMA.json FILE.spdx.json
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdxlib"
 )
@@ -28,14 +31,28 @@ func fail(format string, a ...any) {
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fail("usage: sbomcheck FILE.spdx.json")
+	if len(os.Args) != 3 {
+		fail("usage: sbomcheck SCHEMA.json FILE.spdx.json")
 	}
-	f, err := os.Open(os.Args[1])
+	schema, err := jsonschema.NewCompiler().Compile(os.Args[1])
+	if err != nil {
+		fail("schema: %v", err)
+	}
+	f, err := os.Open(os.Args[2])
 	if err != nil {
 		fail("%v", err)
 	}
 	defer f.Close()
+	inst, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		fail("not JSON: %v", err)
+	}
+	if err := schema.Validate(inst); err != nil {
+		fail("not valid against the SPDX 2.3 schema: %v", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		fail("%v", err)
+	}
 	doc, err := spdxjson.Read(f)
 	if err != nil {
 		fail("not an SPDX JSON document: %v", err)
