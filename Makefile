@@ -156,11 +156,12 @@ check: unit bin/migrate-init
 	$(PY) -m pytest -q $(CHECK_TESTS)
 
 # CI runs every fuzzer briefly (FUZZ_SECONDS each) after replaying the corpus.
-# test-local is everything but the cluster: scripts/test.sh runs it while the
-# Kubernetes and Helm compiles finish in the background, then test-k8s.
+# test-local is everything but arm64 and the cluster: scripts/test.sh runs
+# it while the arm64 prefix and the Kubernetes and Helm compiles finish in
+# the background, then test-arm64 and test-k8s.
 test-local: FUZZ_SECONDS = 10
 test-local: unit fuzz-regress fuzz e2e e2e-asan e2e-tsan valgrind test-artifact
-test: test-local test-k8s
+test: test-local test-arm64 test-k8s
 .PHONY: test-local
 
 demo: bin/migrate-init
@@ -287,7 +288,7 @@ test-k8s:
 # through tests/arm64/migrate-init-qemu, and
 # docker/multiarch.sh's image for linux/amd64 + linux/arm64 is pushed to a
 # registry on 127.0.0.1 (scripts/registry.sh) and pulled back per platform.
-# Needs Docker Engine. Not part of `make test` (README, "arm64").
+# Needs Docker Engine. Part of `make test`, between test-local and test-k8s.
 # test_hostile.py is left out: its RLIMIT_AS rows limit the address space,
 # which qemu-user needs for itself.
 ARM64_E2E := tests/e2e/test_core.py tests/e2e/test_interop.py tests/e2e/test_dropin.py \

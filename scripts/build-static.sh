@@ -401,10 +401,12 @@ ensure_prefix() {
 	ensure_tools # also what the binary's build and checks need: a few ms when present
 	[ -f "$P/.complete" ] && return 0
 	mkdir -p "$MI_CACHE"
-	# One build at a time (another `make static`, e.g. CI, may be running).
-	exec 9>"$MI_CACHE/static.lock"
+	# One build of a prefix at a time (another `make static`, e.g. CI, may be
+	# running). Per prefix: scripts/test.sh builds the arm64 one in the
+	# background while the suites build the host's.
+	exec 9>"$P.lock"
 	flock -n 9 || {
-		say "waiting for another static build ($MI_CACHE/static.lock)"
+		say "waiting for another build of this prefix ($P.lock)"
 		flock 9
 	}
 	if [ -f "$P/.complete" ]; then
@@ -536,6 +538,12 @@ check_and_report() {
 }
 
 case ${1:-all} in
+fetch)
+	# Only what touches apt (toolchain, deb-src entries), so that a build
+	# started in the background afterwards never contends for apt's lock.
+	ensure_tools
+	ensure_deb_src
+	;;
 deps)
 	ensure_prefix
 	echo "$P"
@@ -547,7 +555,7 @@ all)
 	write_sbom
 	;;
 *)
-	echo "usage: $0 [deps]" >&2
+	echo "usage: $0 [fetch|deps]" >&2
 	exit 2
 	;;
 esac
