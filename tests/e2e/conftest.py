@@ -24,12 +24,13 @@ import datetime
 import glob
 import json
 import os
-import tempfile
 import re
 import signal
 import socket
 import struct
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -81,14 +82,8 @@ FERRETDB_BIN = _V["FERRETDB_BIN"]
 # --------------------------------------------------------------------------
 # No silent skips: a skipped test is turned into a failure.
 
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    if rep.skipped and not hasattr(rep, "wasxfail"):
-        rep.outcome = "failed"
-        rep.longrepr = f"test was skipped, which this suite does not allow: {rep.longrepr}"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared hook
+from noskip import pytest_runtest_makereport  # noqa: E402,F401  (a skipped test fails)
 
 
 # --------------------------------------------------------------------------
