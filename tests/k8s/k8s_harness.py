@@ -362,39 +362,42 @@ def assert_no_canary(*texts):
         assert CANARY not in (t or ""), f"the canary password appears in:\n{t}"
 
 
-class PodWatch:
-    """`kubectl get pods -w -o json` in the background: the last status seen
-    of every pod, including pods deleted meanwhile."""
+class Watch:
+    """`kubectl get KIND [-l SELECTOR] -w -o json` in the background: every
+    object version seen, with the time it arrived (time.monotonic()), and
+    the last version of each object by name, deleted objects included."""
 
-    def __init__(self, cluster, ns, selector):
-        self.last = {}
-        self.order = []
+    def __init__(self, cluster, ns, kind, selector=None):
+        self.seen, self.last, self.order = [], {}, []
         self.proc = subprocess.Popen(
-            ["bash", str(K8S_SH), "kubectl", str(cluster.dir), "-n", ns, "get", "pods", "-l", selector,
-             "-w", "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            ["bash", str(K8S_SH), "kubectl", str(cluster.dir), "-n", ns, "get", kind,
+             *(["-l", selector] if selector else []), "-w", "-o", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
     def _read(self):
-        dec = json.JSONDecoder()
-        buf = ""
+        dec, buf = json.JSONDecoder(), ""
         for line in self.proc.stdout:
             buf += line
-            while True:
-                s = buf.lstrip()
-                if not s:
-                    buf = ""
-                    break
+            while (s := buf.lstrip()):
                 try:
                     obj, end = dec.raw_decode(s)
                 except ValueError:
                     break
                 buf = s[end:]
+                self.seen.append((time.monotonic(), obj))
                 name = obj.get("metadata", {}).get("name")
                 if name:
                     if name not in self.last:
                         self.order.append(name)
                     self.last[name] = obj
+            else:
+                buf = ""
+
+    def first(self, pred):
+        """When the first object version matching pred arrived, or None."""
+        return next((t for t, o in self.seen if pred(o)), None)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import yaml
 
 from .k8s_harness import (
     BARE_TAG, EXAMPLE, K8S_SH, REPO, SCRIPTS, TEST_IMAGE, TEST_IMAGE_TAG, conditions, container_status, db_url,
-    log, newest_example_version, pod_ready, run, terminated,
+    Watch, log, newest_example_version, pod_ready, run, terminated,
 )
 
 CHART = REPO / "charts" / "migrate-init"
@@ -256,44 +255,6 @@ def values_file(cluster, db, tag):
         "wait": {"timeout": "2m"},
     }))
     return path
-
-
-class Watch:
-    """`kubectl get KIND -w -o json` in the background: every object version
-    seen, with the time it arrived (time.monotonic())."""
-
-    def __init__(self, cluster, ns, kind):
-        self.seen = []
-        self.proc = subprocess.Popen(
-            ["bash", str(K8S_SH), "kubectl", str(cluster.dir), "-n", ns, "get", kind, "-w", "-o", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        dec, buf = json.JSONDecoder(), ""
-        for line in self.proc.stdout:
-            buf += line
-            while (s := buf.lstrip()):
-                try:
-                    obj, end = dec.raw_decode(s)
-                except ValueError:
-                    break
-                buf = s[end:]
-                self.seen.append((time.monotonic(), obj))
-            else:
-                buf = ""
-
-    def first(self, pred):
-        return next((t for t, o in self.seen if pred(o)), None)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.thread.join(5)
 
 
 def db_state(cluster, db):

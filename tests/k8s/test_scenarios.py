@@ -10,7 +10,7 @@ import time
 import pytest
 
 from .k8s_harness import (
-    API, JOB, OVERLAY, REPO, WORKER, PodWatch, assert_no_canary, conditions, container_pids,
+    API, JOB, OVERLAY, REPO, WORKER, Watch, assert_no_canary, conditions, container_pids,
     container_status, db_url, newest_example_version, pod_ready, proc_mounts, proc_status, terminated,
 )
 
@@ -297,7 +297,7 @@ def test_6_security_context_enforced(cluster):
 
 def test_7_pod_deleted_mid_migration(cluster):
     ns = cluster.namespace("s7-delete")
-    watch = PodWatch(cluster, ns, JOB_PODS)
+    watch = Watch(cluster, ns, "pods", JOB_PODS)
     try:
         cluster.apply(cluster.overlay(ns, "s7", image_tag="slow"), JOB)
 
